@@ -1,0 +1,7 @@
+"""`python -m frlib` runs the command line."""
+
+import sys
+
+from frlib.cli import main
+
+sys.exit(main())

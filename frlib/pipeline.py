@@ -1,0 +1,109 @@
+"""tf.data input pipelines: shuffled, augmented train batches; plain val/test batches."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from frlib.config import Config
+from frlib.data import FaceDataset
+from frlib.labels import TASKS
+
+
+def _batch_reader(dataset: FaceDataset):
+    """Gather one batch of crops and labels in numpy: one Python call per batch, not per image."""
+    crops, labels = dataset.crops, dataset.labels
+
+    def read(indices: np.ndarray):
+        order = np.sort(indices)  # sequential reads from an on-disk cache
+        return (np.asarray(crops[order]), *(labels[t][order] for t in TASKS))
+
+    return read
+
+
+def augment(images: tf.Tensor, seed: tf.Tensor, grayscale_prob: float = 0.2) -> tf.Tensor:
+    """Random flip, small rotation/zoom/shift, brightness/contrast and greyscale on a float batch.
+
+    `seed` is an int64 scalar drawn per batch from the run's seed: stateless and reproducible.
+    """
+    batch = tf.shape(images)[0]
+
+    def uniform(shape, k, low=0.0, high=1.0):
+        return tf.random.stateless_uniform(shape, tf.stack([seed, k]), low, high)
+
+    flip = uniform([batch, 1, 1, 1], 0) < 0.5
+    images = tf.where(flip, tf.image.flip_left_right(images), images)
+    angle = uniform([batch], 1, -0.2, 0.2)  # radians, about +-11 degrees
+    zoom = uniform([batch], 2, 0.9, 1.1)
+    shift = uniform([batch, 2], 3, -0.06, 0.06) * tf.cast(tf.shape(images)[1], tf.float32)
+    images = _affine(images, angle, zoom, shift)
+    brightness = uniform([batch, 1, 1, 1], 4, -25.0, 25.0)
+    contrast = uniform([batch, 1, 1, 1], 5, 0.75, 1.25)
+    mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
+    images = (images - mean) * contrast + mean + brightness
+    grey = uniform([batch, 1, 1, 1], 6) < grayscale_prob
+    images = tf.where(grey, tf.image.grayscale_to_rgb(tf.image.rgb_to_grayscale(images)), images)
+    return tf.clip_by_value(images, 0.0, 255.0)
+
+
+def _affine(images: tf.Tensor, angle: tf.Tensor, zoom: tf.Tensor, shift: tf.Tensor) -> tf.Tensor:
+    """Rotate/zoom/shift each image about its centre with one ImageProjectiveTransformV3 call."""
+    size = tf.cast(tf.shape(images)[1:3], tf.float32)
+    cy, cx = size[0] / 2.0, size[1] / 2.0
+    cos, sin = tf.cos(angle) / zoom, tf.sin(angle) / zoom
+    # Output pixel (x, y) samples input at A @ (x - c) + c - shift.
+    a0, a1, b0, b1 = cos, -sin, sin, cos
+    tx = cx - a0 * cx - a1 * cy - shift[:, 0]
+    ty = cy - b0 * cx - b1 * cy - shift[:, 1]
+    zeros = tf.zeros_like(angle)
+    transforms = tf.stack([a0, a1, tx, b0, b1, ty, zeros, zeros], axis=1)
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images,
+        transforms=transforms,
+        output_shape=tf.shape(images)[1:3],
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="REFLECT",
+    )
+
+
+def make_dataset(
+    dataset: FaceDataset,
+    split: str,
+    config: Config,
+    *,
+    training: bool | None = None,
+    batch_size: int | None = None,
+    repeat: bool = False,
+) -> tf.data.Dataset:
+    """Batches of (float32 images 0..255, {task: class id, -1 when missing}) for one split.
+
+    Augmentation runs after the split and only when `training` (default: split == "train").
+    """
+    training = split == "train" if training is None else training
+    indices = dataset.split[split]
+    batch_size = batch_size or config.batch_size
+    read = _batch_reader(dataset)
+    size = config.image_size
+    ds = tf.data.Dataset.from_tensor_slices(indices)
+    if training:
+        ds = ds.shuffle(len(indices), seed=config.seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    ds = ds.batch(batch_size, drop_remainder=False)
+
+    def load(idx):
+        out = tf.numpy_function(read, [idx], [tf.uint8] + [tf.int32] * len(TASKS), stateful=False)
+        images = tf.ensure_shape(out[0], [None, size, size, 3])
+        images = tf.cast(images, tf.float32)
+        labels = {t: tf.ensure_shape(v, [None]) for t, v in zip(TASKS, out[1:], strict=True)}
+        return images, labels
+
+    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
+    if training and config.augment:
+        seeds = tf.data.Dataset.random(seed=config.seed, rerandomize_each_iteration=True)
+        ds = tf.data.Dataset.zip(ds, seeds).map(
+            lambda batch, seed: (augment(batch[0], seed, config.grayscale_prob), batch[1]),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    return ds.prefetch(tf.data.AUTOTUNE)

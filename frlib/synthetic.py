@@ -1,0 +1,591 @@
+"""The built-in offline dataset: drawn cartoon faces with DataTurks-style annotations.
+
+The faces are drawn cartoons, not photographs, and every label is tied to an ABSTRACT
+drawn cue: the emotion to the mouth and eyebrows, the age band to the geometric outline
+of the head, the "ethnicity" class to the pattern of the band across the top of the head,
+and the gender class to the shape of the glasses. None of these cues is skin colour: each
+face's skin tone is drawn at random from a wide palette (including blue, green and purple
+cartoon tones) independently of every label, as are all other colours. This data says
+nothing about real people; the class names are only the project's fixed vocabulary
+(`frlib.labels.TASKS`), and the data exists only so the whole pipeline (loading, cropping,
+training, evaluation, notebooks) can be run and tested offline, in seconds, with labels a
+small model can actually learn.
+
+Cues, all drawn inside the tight head box and sized relative to it, so they stay visible
+in a 48x48 crop of the box with a 20% margin:
+
+- emotion: neutral = straight mouth; happy = large filled upward "D" smile; sad = downward
+  arc; angry = downward arc plus thick, steep V eyebrows (the others have flat brows).
+  Non-face clutter boxes are labelled `Not_Face`.
+- age band (head outline): below_20 = ellipse; 20_30 = rounded rectangle; 30_40 = hexagon
+  with points at the sides; 40_50 = shield (square top, pointed chin); above_50 = trapezoid
+  (narrow top, square bottom).
+- ethnicity (pattern of the band over the top of the head, two random colours with a
+  luminance contrast so it also shows in greyscale): white = solid; black = vertical
+  stripes; asian = horizontal stripes; indian = dots; hispanic = checker; others
+  (DataTurks `E_Arab`) = diagonal stripes.
+- gender (glasses): male = round lenses; female = square lenses.
+
+Nuisances that carry no label: background gradients, blotches and shapes, skin, ink, band
+and frame colours, feature jitter, an optional nose, ~10% greyscale images, and
+`Not_Face` clutter (noise, patterned patches, shape clusters, featureless head shapes).
+Like the real file, ~10% of faces lack one task's label and ~3% have two conflicting
+labels for one task.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from frlib.labels import TASKS
+
+VERSION = 1
+
+# Our class -> the exact DataTurks label spelling used by the real annotation file.
+DATATURKS_LABELS: dict[str, dict[str, str]] = {
+    "emotion": {
+        "neutral": "Emotion_Neutral",
+        "happy": "Emotion_Happy",
+        "sad": "Emotion_Sad",
+        "angry": "Emotion_Angry",
+    },
+    "age": {
+        "below_20": "Age_below20",
+        "20_30": "Age_20_30",
+        "30_40": "Age_30_40",
+        "40_50": "Age_40_50",
+        "above_50": "Age_above_50",
+    },
+    "ethnicity": {
+        "white": "E_White",
+        "black": "E_Black",
+        "asian": "E_Asian",
+        "indian": "E_Indian",
+        "hispanic": "E_Hispanic",
+        "others": "E_Arab",
+    },
+    "gender": {"male": "G_Male", "female": "G_ Female"},
+}
+NOT_FACE_LABEL = "Not_Face"
+
+# Face classes per task, in the fixed vocabulary order (no "not_face": that is a box kind).
+FACE_CLASSES: dict[str, tuple[str, ...]] = {
+    task: tuple(c for c in classes if c != "not_face") for task, classes in TASKS.items()
+}
+assert all(set(DATATURKS_LABELS[t]) == set(FACE_CLASSES[t]) for t in TASKS)
+
+# Roughly, not exactly, uniform class frequencies.
+_CLASS_WEIGHTS: dict[str, tuple[float, ...]] = {
+    "emotion": (0.28, 0.27, 0.23, 0.22),
+    "age": (0.22, 0.22, 0.20, 0.18, 0.18),
+    "ethnicity": (0.18, 0.18, 0.17, 0.17, 0.15, 0.15),
+    "gender": (0.52, 0.48),
+}
+
+_IMAGE_SIDE = (240, 400)  # inclusive range of image width and height
+_FACE_WIDTH = (40, 125)  # head box width; height is 1.06-1.18x that, capped at 140
+_MAX_SIDE = 140
+_MISSING_P = 0.10  # a face loses one task's label
+_CONFLICT_P = 0.03  # a face gets two labels for one task
+_NOT_FACE_P = 0.25  # an image gets 1-2 Not_Face clutter boxes
+_GREY_P = 0.10
+_SS = 2  # faces are drawn at 3x and box-filtered down, for smooth edges
+
+# Head outlines (age cue) as polygons in unit box coordinates; 0 and 1 are drawn directly.
+_HEAD_POLYGONS: dict[int, list[tuple[float, float]]] = {
+    2: [(0.3, 0.0), (0.7, 0.0), (1.0, 0.5), (0.7, 1.0), (0.3, 1.0), (0.0, 0.5)],
+    3: [(0.0, 0.0), (1.0, 0.0), (1.0, 0.66), (0.5, 1.0), (0.0, 0.66)],
+    4: [(0.22, 0.0), (0.78, 0.0), (1.0, 0.6), (1.0, 1.0), (0.0, 1.0), (0.0, 0.6)],
+}
+_SKIN_RAMP = np.array(
+    [
+        (255, 232, 214),
+        (241, 198, 166),
+        (224, 172, 125),
+        (198, 134, 92),
+        (160, 102, 66),
+        (118, 74, 46),
+        (78, 50, 32),
+    ],
+    dtype=np.float64,
+)
+
+_README = """# Synthetic cartoon faces (frlib built-in offline dataset)
+
+Generated by `frlib.synthetic.generate` ({n_images} images, seed {seed}, version {version}).
+
+These are drawn cartoon faces, not photographs. Every label is tied to an abstract drawn
+cue (emotion: mouth and eyebrows; age band: head outline shape; ethnicity class: pattern
+of the band over the head; gender class: glasses shape). Skin tones are random and
+independent of all labels. This data says nothing about real people: it exists only so
+the pipeline can be run and tested offline.
+
+- `images/img_NNNNN.png`: the images.
+- `annotations.json`: DataTurks JSON lines (one image per line, normalised box corners).
+- `params.json`: what generated this folder; a matching call reuses it.
+"""
+
+
+def generate(out_dir, *, n_images: int = 400, seed: int = 0, progress: bool = False) -> Path:
+    """Write the synthetic dataset to `out_dir` (or reuse it) and return `out_dir` as a Path.
+
+    Layout: `images/img_00000.png`..., `annotations.json` (DataTurks JSON lines whose
+    `content` is the image path relative to `out_dir`), `params.json` and `README.md`.
+
+    Deterministic: the same `seed` gives byte-identical annotations and identical pixels
+    (image i depends only on `seed` and i, so a smaller `n_images` gives a prefix).
+    Idempotent: if `out_dir` already holds a dataset made with the same parameters it is
+    reused untouched; if the parameters differ it is regenerated. Atomic: everything is
+    written into a hidden temporary sibling folder that is renamed into place at the end,
+    so an interrupted run never leaves a half-made dataset at `out_dir` (a killed run's
+    leftover temporary folder is removed by the next run once its process is gone).
+    """
+    out = Path(out_dir)
+    n_images, seed = int(n_images), int(seed)
+    if n_images < 1:
+        raise ValueError(f"n_images must be >= 1, got {n_images}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    params = {"n_images": n_images, "seed": seed, "version": VERSION}
+    if _matches(out, params):
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-{os.getpid()}-", dir=out.parent))
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; the dataset is ordinary data
+    try:
+        _write_dataset(tmp, params, progress)
+        _install(tmp, out, params)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def ensure(out_dir, **kw) -> Path:
+    """Generate the synthetic dataset at `out_dir` if it is missing, reuse it if it is there.
+
+    Same arguments as `generate` (n_images, seed, progress); an existing folder made with
+    different parameters is regenerated. Returns `out_dir` as a Path.
+    """
+    return generate(out_dir, **kw)
+
+
+# --- folder handling ---------------------------------------------------------------------
+
+
+def _matches(out: Path, params: dict) -> bool:
+    try:
+        saved = json.loads((out / "params.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return saved == params and (out / "annotations.json").is_file()
+
+
+def _looks_generated(out: Path) -> bool:
+    """Only a folder we made (or an empty one) is ever replaced."""
+    return out.is_dir() and (
+        (out / "params.json").exists()
+        or (out / "annotations.json").exists()
+        or not any(out.iterdir())
+    )
+
+
+def _install(tmp: Path, out: Path, params: dict) -> None:
+    trash = None
+    if out.exists() or out.is_symlink():
+        if _matches(out, params):  # another process finished the same dataset meanwhile
+            shutil.rmtree(tmp, ignore_errors=True)
+            return
+        if out.is_symlink() or not _looks_generated(out):
+            raise FileExistsError(
+                f"{out} exists and is not a synthetic dataset folder; not replacing it"
+            )
+        trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-{os.getpid()}-", dir=out.parent))
+        os.replace(out, trash / "old")
+    try:
+        os.replace(tmp, out)
+    except OSError:
+        if _matches(out, params):  # lost a race to an identical dataset
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            raise
+    finally:
+        if trash is not None:
+            shutil.rmtree(trash, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    if os.name != "posix":
+        return True  # no safe liveness check: leave the folder alone
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _remove_stale_temporaries(out: Path) -> None:
+    """Remove temporary siblings left by killed runs (their process no longer exists)."""
+    for kind in ("partial", "old"):
+        for path in out.parent.glob(f".{out.name}.{kind}-*"):
+            try:
+                pid = int(path.name[len(f".{out.name}.{kind}-") :].split("-", 1)[0])
+            except ValueError:
+                continue
+            if pid != os.getpid() and not _pid_alive(pid):
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def _write_dataset(root: Path, params: dict, progress: bool) -> None:
+    images = root / "images"
+    images.mkdir()
+    n, seed = params["n_images"], params["seed"]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n, desc="synthetic faces", unit="img")
+    lines = []
+    try:
+        for i in range(n):
+            name = f"img_{i:05d}.png"
+            image, boxes = _make_image(np.random.default_rng([seed, i]))
+            image.save(images / name, format="PNG", compress_level=1)
+            record = {"content": f"images/{name}", "annotation": boxes, "extras": None}
+            lines.append(json.dumps(record))
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    (root / "annotations.json").write_text("\n".join(lines) + "\n")
+    (root / "params.json").write_text(json.dumps(params, indent=2) + "\n")
+    (root / "README.md").write_text(_README.format(**params))
+
+
+# --- one image ---------------------------------------------------------------------------
+
+
+def _make_image(rng: np.random.Generator) -> tuple[Image.Image, list[dict]]:
+    width, height = (int(v) for v in rng.integers(_IMAGE_SIDE[0], _IMAGE_SIDE[1] + 1, size=2))
+    canvas = _background(rng, width, height)
+    taken: list[tuple[int, int, int, int]] = []
+    boxes: list[dict] = []
+
+    for _ in range(int(rng.integers(1, 5))):
+        w = int(rng.integers(_FACE_WIDTH[0], _FACE_WIDTH[1] + 1))
+        h = int(min(_MAX_SIDE, round(w * rng.uniform(1.06, 1.18))))
+        spot = _place(rng, width, height, w, h, taken)
+        if spot is None:
+            continue
+        taken.append((*spot, w, h))
+        classes = {t: str(rng.choice(FACE_CLASSES[t], p=_weights(t))) for t in TASKS}
+        tile = _face_tile(rng, w, h, classes)
+        canvas.paste(tile, spot, tile)
+        boxes.append(_box(spot, w, h, width, height, _face_labels(rng, classes)))
+
+    if rng.random() < _NOT_FACE_P:
+        for _ in range(int(rng.integers(1, 3))):
+            w, h = (int(v) for v in rng.integers(40, _MAX_SIDE + 1, size=2))
+            spot = _place(rng, width, height, w, h, taken)
+            if spot is None:
+                continue
+            taken.append((*spot, w, h))
+            _draw_clutter(rng, canvas, spot, w, h)
+            boxes.append(_box(spot, w, h, width, height, [NOT_FACE_LABEL]))
+
+    if rng.random() < _GREY_P:
+        canvas = canvas.convert("L").convert("RGB")
+    order = rng.permutation(len(boxes))
+    return canvas, [boxes[int(k)] for k in order]
+
+
+def _weights(task: str) -> np.ndarray:
+    w = np.asarray(_CLASS_WEIGHTS[task], dtype=np.float64)
+    return w / w.sum()
+
+
+def _face_labels(rng: np.random.Generator, classes: dict[str, str]) -> list[str]:
+    labels = {t: [DATATURKS_LABELS[t][c]] for t, c in classes.items()}
+    tasks = list(TASKS)
+    u = rng.random()
+    if u < _MISSING_P:
+        labels[tasks[int(rng.integers(len(tasks)))]] = []
+    elif u < _MISSING_P + _CONFLICT_P:
+        task = tasks[int(rng.integers(len(tasks)))]
+        others = [c for c in FACE_CLASSES[task] if c != classes[task]]
+        labels[task].append(DATATURKS_LABELS[task][others[int(rng.integers(len(others)))]])
+    flat = [label for t in tasks for label in labels[t]]
+    return [flat[int(k)] for k in rng.permutation(len(flat))]
+
+
+def _box(spot, w: int, h: int, width: int, height: int, labels: list[str]) -> dict:
+    x0, y0 = spot
+    return {
+        "label": labels,
+        "notes": "",
+        "points": [
+            {"x": round(x0 / width, 6), "y": round(y0 / height, 6)},
+            {"x": round((x0 + w) / width, 6), "y": round((y0 + h) / height, 6)},
+        ],
+        "imageWidth": width,
+        "imageHeight": height,
+    }
+
+
+def _place(rng, width, height, w, h, taken, tries: int = 60) -> tuple[int, int] | None:
+    """A random spot for a w x h box that keeps a gap from every box already placed."""
+    for _ in range(tries):
+        x = int(rng.integers(0, width - w + 1))
+        y = int(rng.integers(0, height - h + 1))
+        if all(
+            x + w + g <= bx or bx + bw + g <= x or y + h + g <= by or by + bh + g <= y
+            for bx, by, bw, bh in taken
+            for g in (int(0.25 * max(w, h, bw, bh)),)
+        ):
+            return x, y
+    return None
+
+
+# --- drawing -----------------------------------------------------------------------------
+
+
+def _lum(c) -> float:
+    return 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2]
+
+
+def _rgb(rng) -> tuple[int, int, int]:
+    return tuple(int(v) for v in rng.integers(0, 256, size=3))
+
+
+def _contrasting(rng, ref, min_diff: float, dark_p: float = 0.6) -> tuple[int, int, int]:
+    """A random colour whose luminance differs from `ref`'s by at least `min_diff`."""
+    for _ in range(32):
+        c = (
+            tuple(int(v) for v in rng.integers(0, 80, size=3))
+            if rng.random() < dark_p
+            else _rgb(rng)
+        )
+        if abs(_lum(c) - _lum(ref)) >= min_diff:
+            return c
+    return (0, 0, 0) if _lum(ref) > 127 else (255, 255, 255)
+
+
+def _skin(rng) -> tuple[int, int, int]:
+    """A random skin tone, independent of every label: human-like ramp or cartoon colour."""
+    if rng.random() < 0.2:
+        r, g, b = colorsys.hsv_to_rgb(rng.random(), rng.uniform(0.3, 0.7), rng.uniform(0.45, 0.95))
+        c = np.array([r, g, b]) * 255
+    else:
+        t = rng.uniform(0, len(_SKIN_RAMP) - 1)
+        k = min(int(t), len(_SKIN_RAMP) - 2)
+        c = _SKIN_RAMP[k] + (t - k) * (_SKIN_RAMP[k + 1] - _SKIN_RAMP[k])
+        c = c + rng.normal(0, 6, size=3)
+    return tuple(int(v) for v in np.clip(c, 0, 255))
+
+
+def _background(rng, width: int, height: int) -> Image.Image:
+    """A gradient with low-frequency blotches and random shapes."""
+    cell = int(rng.integers(12, 40))
+    gh, gw = max(2, height // cell) + 1, max(2, width // cell) + 1
+    v, u = np.mgrid[0:gh, 0:gw] / np.array([gh - 1, gw - 1]).reshape(2, 1, 1)
+    angle = rng.uniform(0, 2 * np.pi)
+    t = u * np.cos(angle) + v * np.sin(angle)
+    t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
+    c0, c1 = rng.uniform(0, 255, size=(2, 3))
+    grid = c0 + t[..., None] * (c1 - c0) + rng.normal(0, 22, size=(gh, gw, 3))
+    small = Image.fromarray(np.clip(grid, 0, 255).astype(np.uint8), "RGB")
+    canvas = small.resize((width, height), Image.BILINEAR)
+    draw = ImageDraw.Draw(canvas)
+    for _ in range(int(rng.integers(6, 19))):
+        _random_shape(rng, draw, 0, 0, width, height, max_size=0.4 * min(width, height))
+    return canvas
+
+
+def _random_shape(rng, draw, x0, y0, w, h, max_size: float) -> None:
+    size = rng.uniform(6, max(8.0, max_size), size=2)
+    cx, cy = x0 + rng.uniform(0, w), y0 + rng.uniform(0, h)
+    box = (cx - size[0] / 2, cy - size[1] / 2, cx + size[0] / 2, cy + size[1] / 2)
+    colour = _rgb(rng)
+    kind = int(rng.integers(4))
+    if kind == 0:
+        draw.ellipse(box, fill=colour)
+    elif kind == 1:
+        draw.rectangle(box, fill=colour)
+    elif kind == 2:
+        draw.line([box[:2], box[2:]], fill=colour, width=int(rng.integers(1, 7)))
+    else:
+        n = int(rng.integers(3, 7))
+        pts = [
+            (cx + rng.uniform(-1, 1) * size[0], cy + rng.uniform(-1, 1) * size[1]) for _ in range(n)
+        ]
+        draw.polygon(pts, fill=colour)
+
+
+def _head(draw, kind: int, size: tuple[int, int], **kw) -> None:
+    """Draw head outline `kind` (the age cue) filling a box of `size`."""
+    w, h = size[0] - 1, size[1] - 1
+    if kind == 0:
+        draw.ellipse((0, 0, w, h), **kw)
+    elif kind == 1:
+        draw.rounded_rectangle((0, 0, w, h), radius=0.1 * w, **kw)
+    else:
+        draw.polygon([(u * w, v * h) for u, v in _HEAD_POLYGONS[kind]], **kw)
+
+
+def _pattern(rng, kind: int, xx, yy, period: float, stripe: float) -> np.ndarray:
+    """Boolean pattern (the ethnicity cue): True where the second colour goes."""
+    ox, oy = rng.uniform(0, period, size=2)
+    x, y = xx + ox, yy + oy
+    if kind == 0:  # solid
+        return np.zeros(xx.shape, dtype=bool)
+    if kind == 1:  # vertical stripes
+        return (x % period) < period / 2
+    if kind == 2:  # horizontal stripes: period `stripe`, two full stripes across the band
+        return ((yy + stripe * rng.uniform(-0.1, 0.1)) % stripe) >= stripe / 2
+    if kind == 3:  # dots
+        dx, dy = x % period - period / 2, y % period - period / 2
+        return dx * dx + dy * dy < (0.28 * period) ** 2
+    if kind == 4:  # checker
+        c = period / 2
+        return ((x // c + y // c) % 2) == 0
+    return ((x + y) % (1.1 * period)) < 0.55 * period  # diagonal stripes
+
+
+def _face_tile(rng, w: int, h: int, classes: dict[str, str] | None) -> Image.Image:
+    """An RGBA w x h cartoon head; `classes` None gives a featureless head (clutter)."""
+    s = _SS
+    tw, th = w * s, h * s
+    if classes is None:
+        head = int(rng.integers(5))
+        band_kind = int(rng.integers(6)) if rng.random() < 0.5 else None
+    else:
+        head = FACE_CLASSES["age"].index(classes["age"])
+        band_kind = FACE_CLASSES["ethnicity"].index(classes["ethnicity"])
+    skin = _skin(rng)
+    ink = _contrasting(rng, skin, 100)
+    frame = _contrasting(rng, skin, 90)
+    c1 = _rgb(rng)
+    c2 = _contrasting(rng, c1, 70, dark_p=0.3)
+
+    tile = Image.new("RGBA", (tw, th), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(tile)
+    _head(draw, head, (tw, th), fill=(*skin, 255))
+    if band_kind is not None:
+        band_y = (0.30 + rng.uniform(-0.015, 0.015)) * th
+        edge = max(1.5, 0.04 * w) * s
+        rows = min(th, int(np.ceil(band_y + edge)))  # only the band's rows are patterned
+        mask_img = Image.new("L", (tw, rows), 0)
+        _head(ImageDraw.Draw(mask_img), head, (tw, th), fill=255)
+        inside = np.asarray(mask_img) > 127
+        yy, xx = np.mgrid[0:rows, 0:tw].astype(np.float32)
+        pat = _pattern(rng, band_kind, xx, yy, 0.24 * w * s, band_y / 2.5)
+        band = np.zeros((rows, tw, 4), dtype=np.uint8)
+        band[inside & (yy < band_y)] = (*c1, 255)
+        band[inside & (yy < band_y) & pat] = (*c2, 255)
+        band[inside & (np.abs(yy - band_y) <= edge / 2)] = (*ink, 255)
+        tile.alpha_composite(Image.fromarray(band, "RGBA"))
+    _head(draw, head, (tw, th), outline=(*ink, 255), width=round(max(1.5, 0.05 * w) * s))
+    if classes is not None:
+        _features(rng, draw, w, h, classes, ink, frame)
+    return tile.resize((w, h), Image.BOX)
+
+
+def _features(rng, draw, w: int, h: int, classes: dict[str, str], ink, frame) -> None:
+    s = _SS
+    tw, th = w * s, h * s
+    ink, frame = (*ink, 255), (*frame, 255)
+    dx, dv = rng.uniform(-0.02, 0.02), rng.uniform(-0.015, 0.015)
+    cx = (0.5 + dx) * tw
+
+    def x(u):
+        return (u + dx) * tw
+
+    def y(v):
+        return (v + dv) * th
+
+    # Eyebrows: flat, or thick and steep V for angry.
+    if classes["emotion"] == "angry":
+        brow_w = round(0.075 * w * s)
+        left = [(x(0.17), y(0.31)), (x(0.45), y(0.45))]
+    else:
+        brow_w = round(max(1.5, 0.05 * w) * s)
+        left = [(x(0.19), y(0.38 + rng.uniform(-0.012, 0.012))), (x(0.43), y(0.38))]
+    for pts in (left, [(2 * cx - px, py) for px, py in left]):
+        draw.line(pts, fill=ink, width=brow_w)
+
+    # Eyes inside the glasses: round lenses (male) or square lenses (female).
+    r = 0.14 * w * s * rng.uniform(0.95, 1.06)
+    glass_w = round(max(1.5, 0.06 * w) * s)
+    ey = y(0.56)
+    gaze = rng.uniform(-0.02, 0.02, size=2) * w * s
+    for ex in (x(0.31), x(0.69)):
+        bbox = (ex - r, ey - r, ex + r, ey + r)
+        if classes["gender"] == "male":
+            draw.ellipse(bbox, outline=frame, width=glass_w)
+        else:
+            draw.rectangle(bbox, outline=frame, width=glass_w)
+        sr, pr = 0.065 * w * s, 0.035 * w * s
+        draw.ellipse((ex - sr, ey - sr, ex + sr, ey + sr), fill=(240, 240, 240, 255))
+        px, py = ex + gaze[0], ey + gaze[1]
+        draw.ellipse((px - pr, py - pr, px + pr, py + pr), fill=(20, 20, 20, 255))
+    draw.line([(x(0.31) + r, ey), (x(0.69) - r, ey)], fill=frame, width=glass_w)
+
+    if rng.random() < 0.5:  # nose, a nuisance
+        nr = 0.025 * w * s
+        draw.ellipse((cx - nr, y(0.68) - nr, cx + nr, y(0.68) + nr), fill=ink)
+
+    # Mouth.
+    mw = 0.19 * w * s * rng.uniform(0.9, 1.1)
+    mouth_w = round(max(1.5, 0.06 * w) * s)
+    emotion = classes["emotion"]
+    if emotion == "neutral":
+        draw.line([(cx - mw, y(0.79)), (cx + mw, y(0.79))], fill=ink, width=mouth_w)
+    elif emotion == "happy":
+        ry = 0.13 * th
+        draw.pieslice((cx - mw, y(0.72) - ry, cx + mw, y(0.72) + ry), 0, 180, fill=ink)
+    else:  # sad and angry: downward arc
+        ry = 0.10 * th
+        draw.arc((cx - mw, y(0.85) - ry, cx + mw, y(0.85) + ry), 180, 360, fill=ink, width=mouth_w)
+
+
+def _draw_clutter(rng, canvas: Image.Image, spot, w: int, h: int) -> None:
+    """Non-face clutter filling a w x h box: noise, a patterned patch, shapes or a blank head."""
+    kind = int(rng.choice(4, p=[0.3, 0.25, 0.25, 0.2]))
+    if kind == 0:  # blocky or smooth colour noise
+        cells = rng.integers(0, 256, size=(int(rng.integers(3, 10)), int(rng.integers(3, 10)), 3))
+        resample = Image.NEAREST if rng.random() < 0.5 else Image.BILINEAR
+        canvas.paste(Image.fromarray(cells.astype(np.uint8), "RGB").resize((w, h), resample), spot)
+    elif kind == 1:  # a patterned rectangle or ellipse, like a head band without a face
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        c1 = _rgb(rng)
+        c2 = _contrasting(rng, c1, 70, dark_p=0.3)
+        period = 0.24 * min(w, h) * rng.uniform(0.7, 1.3)
+        pat = _pattern(rng, int(rng.integers(1, 6)), xx, yy, period, period * 0.7)
+        arr = np.where(pat[..., None], np.array(c2, np.uint8), np.array(c1, np.uint8))
+        patch = Image.fromarray(arr.astype(np.uint8), "RGB")
+        mask = Image.new("L", (w, h), 255)
+        if rng.random() < 0.5:
+            mask = Image.new("L", (w, h), 0)
+            ImageDraw.Draw(mask).ellipse((0, 0, w - 1, h - 1), fill=255)
+        canvas.paste(patch, spot, mask)
+    elif kind == 2:  # a cluster of random shapes on a plain patch
+        patch = Image.new("RGB", (w, h), _rgb(rng))
+        draw = ImageDraw.Draw(patch)
+        for _ in range(int(rng.integers(3, 9))):
+            _random_shape(rng, draw, 0, 0, w, h, max_size=0.6 * min(w, h))
+        canvas.paste(patch, spot)
+    else:  # a featureless head shape
+        tile = _face_tile(rng, w, h, None)
+        canvas.paste(tile, spot, tile)
