@@ -13,11 +13,33 @@ DATATURKS_URL = "https://raw.githubusercontent.com/probhakarroy/tcs_humain_chall
 REPO_URL = "https://github.com/frlib/frlib"
 
 SMOKE_ENV = "FRLIB_SMOKE"
+WORKDIR_ENV = "FRLIB_WORKDIR"
 
 
 def default_cache_dir() -> str:
     """Download and dataset cache: $FRLIB_CACHE, else ~/.cache/frlib."""
     return os.environ.get("FRLIB_CACHE", str(Path.home() / ".cache" / "frlib"))
+
+
+def smoke_mode() -> bool:
+    """True when FRLIB_SMOKE is set (and not 0): tiny data and epochs everywhere."""
+    return os.environ.get(SMOKE_ENV, "") not in ("", "0")
+
+
+def workdir() -> Path:
+    """The folder that relative paths (data/, runs/) are meant from.
+
+    $FRLIB_WORKDIR when set (the tests set it); else the root of the frlib checkout the current
+    folder lies in, so a notebook opened from notebooks/ uses the same runs/ as `make demo`;
+    else (Colab, an installed package) the current folder.
+    """
+    if os.environ.get(WORKDIR_ENV):
+        return Path(os.environ[WORKDIR_ENV]).resolve()
+    here = Path.cwd().resolve()
+    root = Path(__file__).resolve().parent.parent
+    if (root / "pyproject.toml").is_file() and (here == root or root in here.parents):
+        return root
+    return here
 
 
 @dataclasses.dataclass
@@ -43,6 +65,7 @@ class Config:
     # Model.
     backbone: str = "resnet"
     weights: str | None = None
+    width: int = 32  # resnet: channels of the first stage, doubled at each of the 4 stages
     dropout: float = 0.2
     class_weights: bool = True
     label_smoothing: float = 0.0
@@ -71,6 +94,7 @@ class Config:
             image_size=48,
             epochs=4,
             batch_size=32,
+            learning_rate=3e-3,
             patience=4,
         )
         small.update(overrides)
@@ -79,7 +103,7 @@ class Config:
     @classmethod
     def from_env(cls, **overrides) -> Config:
         """Smoke config when FRLIB_SMOKE=1 is set, else the full defaults; then the overrides."""
-        if os.environ.get(SMOKE_ENV, "") not in ("", "0"):
+        if smoke_mode():
             return cls.smoke(**overrides)
         return cls(**overrides)
 

@@ -26,14 +26,20 @@ def load_model(run_dir):
     return keras.saving.load_model(path, compile=False, safe_mode=True)
 
 
+def latest_run(*roots: str | os.PathLike) -> Path | None:
+    """The newest run directory (by its model.keras) under `roots` (default ./runs), or None."""
+    models = [m for root in roots or ("runs",) for m in Path(root).glob("*/model.keras")]
+    return max(models, key=lambda m: m.stat().st_mtime).parent if models else None
+
+
 def default_run() -> Path:
     """The shipped model if there is one, else the newest run under ./runs."""
     if (SHIPPED_MODEL / "model.keras").is_file():
         return SHIPPED_MODEL
-    runs = sorted(Path("runs").glob("*/model.keras"), key=lambda p: p.stat().st_mtime)
-    if not runs:
+    run = latest_run()
+    if run is None:
         raise FileNotFoundError("no model found: train one (make demo) or pass a run directory")
-    return runs[-1].parent
+    return run
 
 
 def read_input(image: ImageInput, config: Config | None = None) -> tuple[np.ndarray, str]:
@@ -157,3 +163,19 @@ def annotate(image: ImageInput, result: dict):
         draw.rectangle(box, fill=(0, 0, 0))
         draw.multiline_text((x0, y1 + 2), text, fill=(255, 255, 255), font=font)
     return canvas
+
+
+def probability_table(result: dict):
+    """Class probabilities of every face in a `Predictor.predict` result: a pandas DataFrame
+    with one row per face and one (task, class) column per class."""
+    import pandas as pd
+
+    columns = pd.MultiIndex.from_tuples(
+        [(t, c) for t, classes in TASKS.items() for c in classes], names=["task", "class"]
+    )
+    rows = [
+        [face[t]["probs"][c] if t in face else float("nan") for t, c in columns]
+        for face in result.get("faces", [])
+    ]
+    index = pd.Index([f"face {i + 1}" for i in range(len(rows))], name="face")
+    return pd.DataFrame(rows, index=index, columns=columns)

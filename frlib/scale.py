@@ -36,3 +36,27 @@ def strategy_scope(config: Config):
     strategy = get_strategy(config.strategy)
     with strategy.scope():
         yield strategy.num_replicas_in_sync
+
+
+def use_memory_growth() -> list[str]:
+    """Let TensorFlow take GPU memory as it needs it, not all at once; the GPUs' names.
+
+    Call it before anything runs on a GPU: once TensorFlow has set a GPU up, growth is fixed.
+    """
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
+        # A GPU already in use raises RuntimeError: its memory setting can't change any more.
+        with contextlib.suppress(RuntimeError):
+            tf.config.experimental.set_memory_growth(gpu, True)
+    return [tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus]
+
+
+def describe_devices() -> str:
+    """One line: the TensorFlow version and the GPUs it will train on (with memory growth set)."""
+    gpus = use_memory_growth()
+    if not gpus:
+        return (
+            f"TensorFlow {tf.__version__} on CPU: no GPU found "
+            "(on Colab: Runtime > Change runtime type > GPU)"
+        )
+    return f"TensorFlow {tf.__version__} on {len(gpus)} GPU(s): {', '.join(gpus)}"

@@ -240,3 +240,6 @@ def label_counts(records: list[FaceRecord]) -> dict[str, dict[str, int]]:
         for task, value in record.labels.items():
             counts[task][value] += 1
     return counts
+
+
+from frlib import adapters  # noqa: E402,F401

@@ -36,6 +36,7 @@ labels for one task.
 from __future__ import annotations
 
 import colorsys
+import glob
 import json
 import os
 import shutil
@@ -97,7 +98,7 @@ _MISSING_P = 0.10  # a face loses one task's label
 _CONFLICT_P = 0.03  # a face gets two labels for one task
 _NOT_FACE_P = 0.25  # an image gets 1-2 Not_Face clutter boxes
 _GREY_P = 0.10
-_SS = 2  # faces are drawn at 3x and box-filtered down, for smooth edges
+_SS = 3  # faces are drawn at 3x and box-filtered down, for smooth edges
 
 # Head outlines (age cue) as polygons in unit box coordinates; 0 and 1 are drawn directly.
 _HEAD_POLYGONS: dict[int, list[tuple[float, float]]] = {
@@ -141,7 +142,8 @@ def generate(out_dir, *, n_images: int = 400, seed: int = 0, progress: bool = Fa
     `content` is the image path relative to `out_dir`), `params.json` and `README.md`.
 
     Deterministic: the same `seed` gives byte-identical annotations and identical pixels
-    (image i depends only on `seed` and i, so a smaller `n_images` gives a prefix).
+    (for given numpy and Pillow versions; image i depends only on `seed` and i, so a
+    smaller `n_images` gives a prefix of a larger one).
     Idempotent: if `out_dir` already holds a dataset made with the same parameters it is
     reused untouched; if the parameters differ it is regenerated. Atomic: everything is
     written into a hidden temporary sibling folder that is renamed into place at the end,
@@ -238,7 +240,7 @@ def _pid_alive(pid: int) -> bool:
 def _remove_stale_temporaries(out: Path) -> None:
     """Remove temporary siblings left by killed runs (their process no longer exists)."""
     for kind in ("partial", "old"):
-        for path in out.parent.glob(f".{out.name}.{kind}-*"):
+        for path in out.parent.glob(f".{glob.escape(out.name)}.{kind}-*"):
             try:
                 pid = int(path.name[len(f".{out.name}.{kind}-") :].split("-", 1)[0])
             except ValueError:

@@ -87,6 +87,14 @@ def _save_run_files(run: Path, config: Config, data: FaceDataset, weights) -> No
     write_json(run / "report.json", data.report)
 
 
+def read_history(run_dir):
+    """A run's history.csv as a DataFrame, one row per epoch (a resumed epoch's last entry)."""
+    import pandas as pd
+
+    history = pd.read_csv(Path(run_dir) / "history.csv")
+    return history.drop_duplicates("epoch", keep="last").sort_values("epoch")
+
+
 def save_model(model, path: Path) -> None:
     """Save a .keras file atomically: a killed save never leaves a broken model behind."""
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
@@ -132,3 +140,11 @@ def train(config: Config, *, data: FaceDataset | None = None, verbose: int | str
         model.load_weights(best)
     save_model(model, run / "model.keras")
     return run
+
+
+def ensure_run(config: Config, *, verbose: int | str = "auto") -> Path:
+    """`config.out` if it already holds a trained model, else `train(config)` into it."""
+    run = Path(config.out)
+    if (run / "model.keras").is_file():
+        return run
+    return train(config, verbose=verbose)

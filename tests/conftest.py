@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import mimetypes
+import re
 import struct
 import threading
 import time
@@ -21,13 +22,18 @@ import pytest
 
 @dataclass
 class Reply:
-    """One scripted HTTP reply. `send_length=False` omits Content-Length and closes the socket."""
+    """One scripted HTTP reply. `send_length=False` omits Content-Length and closes the socket.
+
+    `ranges=True` honours a `Range: bytes=N-` request header with a 206 partial reply (416 past
+    the end), as file servers and the Hugging Face Hub do.
+    """
 
     body: bytes | str = b""
     status: int = 200
     headers: dict[str, str] | None = None
     delay: float = 0.0
     send_length: bool = True
+    ranges: bool = False
 
 
 def _as_reply(item) -> Reply:
@@ -44,17 +50,32 @@ def _as_reply(item) -> Reply:
     raise TypeError(f"cannot make a reply from {item!r}")
 
 
+def _partial(range_header: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+    """(status, body) for a `Range: bytes=N-` request; sets Content-Range in `headers`."""
+    match = re.fullmatch(r"bytes=(\d+)-", range_header.strip())
+    if not match:
+        return 200, body
+    start = int(match.group(1))
+    if start >= len(body):
+        headers["Content-Range"] = f"bytes */{len(body)}"
+        return 416, b""
+    headers["Content-Range"] = f"bytes {start}-{len(body) - 1}/{len(body)}"
+    return 206, body[start:]
+
+
 class LocalServer:
     """A threaded HTTP server on 127.0.0.1 serving scripted replies; counts hits per path.
 
     `add(path, body, ...)` always gives the same reply; `add_sequence(path, [r1, r2, ...])`
     gives r1 to the first request, r2 to the second, ..., then repeats the last one.
-    Unknown paths get 404. `hits[path]` counts requests (path without the query string).
+    Unknown paths get 404. `hits[path]` counts requests (path without the query string);
+    `requests` lists (path, request headers) of every request in arrival order.
     """
 
     def __init__(self) -> None:
         self.routes: dict[str, list[Reply]] = {}
         self.hits: Counter[str] = Counter()
+        self.requests: list[tuple[str, dict[str, str]]] = []
         self._lock = threading.Lock()
         server = self
 
@@ -98,9 +119,10 @@ class LocalServer:
         headers: dict[str, str] | None = None,
         delay: float = 0.0,
         send_length: bool = True,
+        ranges: bool = False,
     ) -> str:
         """Serve `body` at `path`; returns the full URL."""
-        return self.add_sequence(path, [Reply(body, status, headers, delay, send_length)])
+        return self.add_sequence(path, [Reply(body, status, headers, delay, send_length, ranges)])
 
     def add_sequence(self, path: str, responses) -> str:
         """Serve the replies in turn (Reply, dict of Reply fields, int status, bytes); returns the URL."""
@@ -130,6 +152,7 @@ class LocalServer:
         with self._lock:
             n = self.hits[path]
             self.hits[path] += 1
+            self.requests.append((path, dict(handler.headers.items())))
             replies = self.routes.get(path)
         if replies is None:
             reply = Reply(
@@ -139,6 +162,9 @@ class LocalServer:
             reply = replies[min(n, len(replies) - 1)]
         body = reply.body.encode() if isinstance(reply.body, str) else reply.body
         headers = dict(reply.headers or {})
+        status = reply.status
+        if reply.ranges and status == 200:
+            status, body = _partial(handler.headers.get("Range", ""), body, headers)
         if not any(k.lower() == "content-type" for k in headers):
             guessed = mimetypes.guess_type(path)[0]
             headers["Content-Type"] = guessed or (
@@ -147,7 +173,7 @@ class LocalServer:
         try:
             if reply.delay:
                 time.sleep(reply.delay)
-            handler.send_response(reply.status)
+            handler.send_response(status)
             for key, value in headers.items():
                 handler.send_header(key, value)
             if reply.send_length:

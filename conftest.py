@@ -1,0 +1,66 @@
+"""Run everything small and in one place: the smoke config, a temporary cache and work folder.
+
+The variables are set before any test or notebook kernel starts, so the kernels that nbval and
+the browser test start inherit them; a value already in the environment wins. The fixtures give
+the tests the same smoke dataset and run as the notebooks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_made = tempfile.mkdtemp(prefix="frlib-tests-")
+os.environ.setdefault("FRLIB_SMOKE", "1")
+os.environ.setdefault("FRLIB_CACHE", os.path.join(_made, "cache"))
+os.environ.setdefault("FRLIB_WORKDIR", os.path.join(_made, "work"))
+
+
+def pytest_unconfigure(config) -> None:
+    shutil.rmtree(_made, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def workdir() -> Path:
+    """The tests' work folder (FRLIB_WORKDIR): data/ and runs/ land there, as in the notebooks."""
+    from frlib.config import workdir
+
+    folder = workdir()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@contextlib.contextmanager
+def inside(folder: Path):
+    """Run a block with `folder` as the current directory (the configs' paths are relative)."""
+    previous = Path.cwd()
+    os.chdir(folder)
+    try:
+        yield folder
+    finally:
+        os.chdir(previous)
+
+
+@pytest.fixture(scope="session")
+def smoke_data(workdir):
+    """The smoke config's prepared dataset (synthetic, about 400 faces of 48 px)."""
+    from frlib.config import Config
+    from frlib.data import prepare
+
+    with inside(workdir):
+        return prepare(Config.smoke(), progress=False)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(workdir) -> Path:
+    """The smoke run directory (absolute): the one 02_training.ipynb made, else trained once now."""
+    from frlib.config import Config
+    from frlib.train import ensure_run
+
+    with inside(workdir):
+        return ensure_run(Config.smoke(), verbose=0).resolve()
