@@ -76,7 +76,7 @@ def cmd_prepare(args) -> int:
     if args.to_tfrecord:
         from frlib.records_io import write_tfrecords
 
-        paths = write_tfrecords(data, args.to_tfrecord, shards=args.shards)
+        paths = write_tfrecords(data, args.to_tfrecord, shards=args.shards, seed=config.seed)
         print(f"wrote {len(paths)} TFRecord shards under {args.to_tfrecord}")
     from frlib.summary import print_summary
 

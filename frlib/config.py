@@ -54,6 +54,8 @@ class Config:
     image_size: int = 96
     margin: float = 0.2
     cache_dir: str = dataclasses.field(default_factory=default_cache_dir)
+    # Crops up to this size are held in RAM (uint8); larger sets are read from disk per batch.
+    in_memory_mb: float = 2048
     # Download.
     download_workers: int = 16
     timeout: float = 15.0
@@ -80,10 +82,13 @@ class Config:
     patience: int = 8
     augment: bool = True
     grayscale_prob: float = 0.2
-    # Scale.
-    strategy: str = "auto"
-    mixed_precision: str = "auto"
-    jit_compile: str = "auto"
+    # Scale (frlib.scale): "auto" picks by hardware (TPU, several GPUs, one GPU, CPU).
+    strategy: str = "auto"  # auto, default, mirrored, tpu
+    mixed_precision: str = "auto"  # auto, float32, mixed_float16, mixed_bfloat16
+    jit_compile: str = "auto"  # auto, true, false
+    # Examples held for shuffling when streaming TFRecords (tfrecord:DIR data): memory is
+    # about this times one crop (10000 x 27 KB at 96 px).
+    shuffle_buffer: int = 10000
 
     @classmethod
     def smoke(cls, **overrides) -> Config:

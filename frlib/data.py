@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from frlib.config import Config
+from frlib.cropstore import open_crops
 from frlib.files import write_json
 from frlib.images import ImageError, crop_face, load_image
 from frlib.labels import TASKS, class_id
@@ -120,7 +121,7 @@ def _crops_cached(records, config: Config, by_image, local, progress: bool):
     meta_path = folder / "meta.json"
     if meta_path.is_file():
         meta = json.loads(meta_path.read_text())
-        crops = np.load(folder / "crops.npy", mmap_mode="r")
+        crops = open_crops(folder / "crops.npy", config.in_memory_mb)
         return crops, meta["rows"], np.array(meta["face_px"]), meta["failed"]
     results, failed = _build_crops(by_image, local, config, progress)
     size = config.image_size
@@ -140,7 +141,7 @@ def _crops_cached(records, config: Config, by_image, local, progress: bool):
     del crops
     os.replace(tmp, folder / "crops.npy")
     write_json(meta_path, {"rows": rows, "face_px": face_px, "failed": failed})
-    return np.load(folder / "crops.npy", mmap_mode="r"), rows, np.array(face_px), failed
+    return open_crops(folder / "crops.npy", config.in_memory_mb), rows, np.array(face_px), failed
 
 
 def group_key(record: FaceRecord) -> str:

@@ -17,9 +17,8 @@ CASCADE_NAME = "haarcascade_frontalface_default.xml"
 # backgrounds, grey, dark, washed-out, noisy and blurred) plus ~100 face-free ones (noise,
 # blurred noise, noisy textures). With these values every face >= 50 px wide was found at
 # IoU >= 0.5 against where it was pasted bar 2 of ~1000 (57 px faces boxed too large, IoU
-# 0.38 and 0.48),
-# with no extra box anywhere. scaleFactor 1.1 scored the same but costs ~30% more time; 1.2
-# misboxed more faces. minNeighbors 5 let one false positive through on a noisy texture; 6
+# 0.38 and 0.48), with no extra box anywhere. scaleFactor 1.1 scored the same but costs ~30%
+# more time; 1.2 misboxed more faces. minNeighbors 5 let one false positive through on a noisy texture; 6
 # removed it and lost nothing. Faces under ~50 px are still found, but boxed too large (the
 # cascade's window is 24 px), so their IoU often falls below 0.5.
 # No histogram equalisation: the cascade already normalises each window's contrast, and a
@@ -200,7 +199,9 @@ def _portrait() -> np.ndarray:
                 img.load()
         else:
             img = Image.open(sample)
-        _portrait_cache = np.asarray(img.convert("RGB"))
+        arr = np.array(img.convert("RGB"))
+        arr.setflags(write=False)  # shared by every caller
+        _portrait_cache = arr
     return _portrait_cache
 
 

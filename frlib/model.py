@@ -72,12 +72,21 @@ def _application(inputs, config: Config):
     return layers.Dropout(config.dropout)(net(inputs))
 
 
-def build_model(config: Config, class_weights: dict[str, list[float]] | None = None):
+def build_model(
+    config: Config,
+    class_weights: dict[str, list[float]] | None = None,
+    *,
+    jit_compile: bool = False,
+):
     """Build and compile the model: a backbone, then one named softmax head per task.
+
+    Layers take Keras' global dtype policy (mixed precision: see frlib.scale); the heads always
+    compute and return float32.
 
     Args:
         config: backbone, image size, dropout, learning rate, loss weights, label smoothing.
         class_weights: optional per-class loss weights per task (from the training split).
+        jit_compile: XLA-compile the train step (frlib.scale.use_jit decides).
     Returns:
         A compiled keras.Model with outputs named after the tasks.
     """
@@ -99,11 +108,17 @@ def build_model(config: Config, class_weights: dict[str, list[float]] | None = N
             len(classes), activation="softmax", dtype="float32", name=task
         )(h)
     model = keras.Model(inputs, outputs, name=f"frlib_{config.backbone}")
-    compile_model(model, config, class_weights)
+    compile_model(model, config, class_weights, jit_compile=jit_compile)
     return model
 
 
-def compile_model(model, config: Config, class_weights: dict[str, list[float]] | None = None):
+def compile_model(
+    model,
+    config: Config,
+    class_weights: dict[str, list[float]] | None = None,
+    *,
+    jit_compile: bool = False,
+):
     """Compile with masked losses, per-task metrics and loss weights, all keyed by task name."""
     weights = class_weights or {}
     model.compile(
@@ -114,6 +129,6 @@ def compile_model(model, config: Config, class_weights: dict[str, list[float]] |
         },
         loss_weights={t: float(config.loss_weights.get(t, 1.0)) for t in TASKS},
         metrics={t: [MaskedAccuracy(), MacroF1(len(c))] for t, c in TASKS.items()},
-        jit_compile=False,
+        jit_compile=jit_compile,
     )
     return model

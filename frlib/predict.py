@@ -104,17 +104,22 @@ class Predictor:
         Raises:
             ImageError: not an image, too large, unreachable URL or unsupported scheme.
         """
-        return self.predict_many([image])[0]
+        return self._classify_all([read_input(image, self.config)])[0]
 
     def predict_many(self, images: list[ImageInput]) -> list[dict]:
         """Predict on many inputs with one batched classification; failures become error entries."""
-        results, crops, owners = [], [], []
-        for item in images:
+        decoded, errors = [], {}
+        for index, item in enumerate(images):
             try:
-                rgb, name = read_input(item, self.config)
+                decoded.append(read_input(item, self.config))
             except ImageError as exc:
-                results.append({"input": str(item)[:200], "error": str(exc)})
-                continue
+                errors[index] = {"input": str(item)[:200], "error": str(exc)}
+        done = iter(self._classify_all(decoded))
+        return [errors[i] if i in errors else next(done) for i in range(len(images))]
+
+    def _classify_all(self, decoded: list[tuple[np.ndarray, str]]) -> list[dict]:
+        results, crops, owners = [], [], []
+        for rgb, name in decoded:
             found, boxes, face_crops = self._faces(rgb)
             results.append(
                 {

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -24,17 +26,30 @@ def set_seed(seed: int) -> None:
     keras.utils.set_random_seed(seed)
 
 
-def class_weights(labels: dict[str, np.ndarray]) -> dict[str, list[float]]:
-    """Balanced per-class loss weights from training labels, capped so a 6-face class can't explode."""
+def label_counts(labels: dict[str, np.ndarray]) -> dict[str, list[int]]:
+    """Faces per class of each task (missing labels left out)."""
+    return {
+        task: np.bincount(labels[task][labels[task] != MISSING], minlength=len(classes)).tolist()
+        for task, classes in TASKS.items()
+    }
+
+
+def weights_from_counts(counts: dict[str, list[int]]) -> dict[str, list[float]]:
+    """Balanced per-class loss weights, capped so a 6-face class can't explode."""
     result = {}
-    for task, classes in TASKS.items():
-        known = labels[task][labels[task] != MISSING]
-        counts = np.bincount(known, minlength=len(classes)).astype(float)
-        weights = np.where(counts > 0, len(known) / (len(classes) * np.maximum(counts, 1)), 1.0)
+    for task, per_class in counts.items():
+        per_class = np.asarray(per_class, dtype=float)
+        total, k = per_class.sum(), len(per_class)
+        weights = np.where(per_class > 0, total / (k * np.maximum(per_class, 1)), 1.0)
         result[task] = [
             round(float(w), 4) for w in np.clip(weights, 1 / MAX_CLASS_WEIGHT, MAX_CLASS_WEIGHT)
         ]
     return result
+
+
+def class_weights(labels: dict[str, np.ndarray]) -> dict[str, list[float]]:
+    """Balanced per-class loss weights from training labels, capped so a 6-face class can't explode."""
+    return weights_from_counts(label_counts(labels))
 
 
 def _schedule(config: Config):
@@ -69,22 +84,53 @@ def _callbacks(run: Path, config: Config, verbose: int) -> list:
     ]
 
 
-def _save_run_files(run: Path, config: Config, data: FaceDataset, weights) -> None:
+@dataclasses.dataclass
+class _Inputs:
+    """What training reads: batches per split, and the facts about them saved with the run."""
+
+    batches: Callable  # (split, global batch size) -> tf.data.Dataset
+    sizes: dict[str, int]  # faces per split
+    train_counts: dict[str, list[int]]  # faces per class of each task, training split
+    split: dict[str, list[str]]  # group keys per split
+    report: dict
+
+
+def _inputs(config: Config, run: Path, data: FaceDataset | None) -> _Inputs:
+    """Stream the shards of a `tfrecord:DIR` spec (split baked in), else prepare the data."""
+    from frlib.pipeline import make_dataset
+    from frlib.records_io import read_meta, read_tfrecords, tfrecord_dir
+
+    folder = tfrecord_dir(config.data) if data is None else None
+    if folder:
+        meta = read_meta(folder)
+        return _Inputs(
+            lambda split, batch: read_tfrecords(folder, split, config, batch_size=batch),
+            meta["counts"],
+            meta["label_counts"]["train"],
+            meta["split"],
+            meta["report"],
+        )
+    saved_split = read_json(run / "split.json") if (run / "split.json").is_file() else None
+    data = data or prepare(config, split=saved_split)
+    train = data.split["train"]
+    return _Inputs(
+        lambda split, batch: make_dataset(data, split, config, batch_size=batch),
+        {name: len(rows) for name, rows in data.split.items()},
+        label_counts({t: v[train] for t, v in data.labels.items()}),
+        split_keys(data.groups, data.split),
+        data.report,
+    )
+
+
+def _save_run_files(run: Path, config: Config, inputs: _Inputs, weights) -> None:
     run.mkdir(parents=True, exist_ok=True)
     config.save(run / "config.json")
     write_json(run / "vocabulary.json", vocabulary())
-    write_json(run / "split.json", split_keys(data.groups, data.split))
+    write_json(run / "split.json", inputs.split)
     write_json(run / "class_weights.json", weights)
-    train = data.split["train"]
-    majority = {}
-    for task, classes in TASKS.items():
-        known = data.labels[task][train]
-        known = known[known != MISSING]
-        majority[task] = (
-            int(np.bincount(known, minlength=len(classes)).argmax()) if len(known) else 0
-        )
+    majority = {task: int(np.argmax(counts)) for task, counts in inputs.train_counts.items()}
     write_json(run / "majority.json", majority)
-    write_json(run / "report.json", data.report)
+    write_json(run / "report.json", inputs.report)
 
 
 def read_history(run_dir):
@@ -105,40 +151,46 @@ def save_model(model, path: Path) -> None:
 def train(config: Config, *, data: FaceDataset | None = None, verbose: int | str = "auto") -> Path:
     """Train `config` into the run directory `config.out`, resuming it if it was interrupted.
 
+    The strategy, mixed precision and XLA come from `config` (frlib.scale); the global batch is
+    `config.batch_size` per replica. Data: `config.data`'s specs, or with a single
+    `tfrecord:DIR` spec the shards exported there (streamed; their split is used).
+
     Args:
         config: the run's config; `config.out` is the run directory.
         data: an already prepared dataset (default: `prepare(config)`, reusing a saved split).
         verbose: Keras progress (1 = bar, 2 = one line per epoch).
     Returns:
         The run directory, holding model.keras, config.json, vocabulary.json, split.json,
-        class_weights.json, report.json, history.csv, checkpoints/ and logs/.
+        class_weights.json, report.json, run.json (strategy, replicas, precision),
+        history.csv, checkpoints/ and logs/.
     """
     from frlib.model import build_model
-    from frlib.pipeline import make_dataset
     from frlib.scale import strategy_scope
 
     run = Path(config.out)
-    saved_split = read_json(run / "split.json") if (run / "split.json").is_file() else None
     set_seed(config.seed)
-    data = data or prepare(config, split=saved_split)
-    if len(data.split["train"]) == 0 or len(data.split["val"]) == 0:
-        raise ValueError(f"not enough faces to train: splits {data.report['splits']}")
-    weights = class_weights({t: v[data.split["train"]] for t, v in data.labels.items()})
-    _save_run_files(run, config, data, weights)
-    with strategy_scope(config) as replicas:
-        model = build_model(config, weights if config.class_weights else None)
-    batch = config.batch_size * replicas
-    model.fit(
-        make_dataset(data, "train", config, batch_size=batch),
-        validation_data=make_dataset(data, "val", config, batch_size=batch),
-        epochs=config.epochs,
-        callbacks=_callbacks(run, config, verbose),
-        verbose=verbose,
-    )
-    best = run / "checkpoints" / "best.keras"
-    if best.is_file():
-        model.load_weights(best)
-    save_model(model, run / "model.keras")
+    inputs = _inputs(config, run, data)
+    if not inputs.sizes.get("train") or not inputs.sizes.get("val"):
+        raise ValueError(f"not enough faces to train: splits {inputs.sizes}")
+    weights = weights_from_counts(inputs.train_counts)
+    _save_run_files(run, config, inputs, weights)
+    with strategy_scope(config) as scale:  # puts the float32 policy back on exit
+        batch = config.batch_size * scale.replicas
+        write_json(run / "run.json", {**scale.describe(), "global_batch": batch})
+        model = build_model(
+            config, weights if config.class_weights else None, jit_compile=scale.jit_compile
+        )
+        model.fit(
+            inputs.batches("train", batch),
+            validation_data=inputs.batches("val", batch),
+            epochs=config.epochs,
+            callbacks=_callbacks(run, config, verbose),
+            verbose=verbose,
+        )
+        best = run / "checkpoints" / "best.keras"
+        if best.is_file():
+            model.load_weights(best)
+        save_model(model, run / "model.keras")
     return run
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from conftest import image_bytes
 from frlib.config import Config
+from frlib.cropstore import DiskCrops
 from frlib.data import prepare
 from frlib.labels import MISSING
 
@@ -28,11 +29,25 @@ def test_prepare_synthetic(synthetic_config):
     assert (data.labels["emotion"] == 4).any()  # not_face boxes
     not_face = data.labels["emotion"] == 4
     assert (data.labels["gender"][not_face] == MISSING).all()
-    # Second prepare reuses the on-disk crop cache (memory-mapped, not rebuilt).
-    again = prepare(synthetic_config, progress=False)
-    assert isinstance(again.crops, np.memmap)
+    # Second prepare reuses the on-disk crop cache instead of decoding images again.
+    import frlib.data
+
+    def no_rebuild(*args):
+        raise AssertionError("crops rebuilt although cached")
+
+    original, frlib.data._build_crops = frlib.data._build_crops, no_rebuild
+    try:
+        again = prepare(synthetic_config, progress=False)
+        on_disk = prepare(synthetic_config.replace(in_memory_mb=0), progress=False)
+    finally:
+        frlib.data._build_crops = original
     assert np.array_equal(np.asarray(again.crops), np.asarray(data.crops))
     assert all(np.array_equal(again.split[k], data.split[k]) for k in data.split)
+    # Larger-than-RAM mode reads the same crops from disk batch by batch.
+    assert isinstance(on_disk.crops, DiskCrops) and len(on_disk.crops) == len(data)
+    rows = np.array([5, 2, 3, 40, 4])
+    assert np.array_equal(on_disk.crops[rows], np.asarray(data.crops)[rows])
+    assert np.array_equal(on_disk.crops[7], np.asarray(data.crops)[7])
 
 
 def test_bad_images_are_counted_and_skipped(tmp_path, http_server):

@@ -131,7 +131,7 @@ def dismiss_dialogs(page) -> None:
 def run_all_cells(page) -> None:
     dismiss_dialogs(page)
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-    page.locator('.lm-Menu-item[data-command="notebook:run-all-cells"]').click()
+    page.locator('.lm-Menu-item[data-command="runmenu:run-all"]').click()
 
 
 @pytest.fixture
