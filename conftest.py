@@ -26,7 +26,7 @@ def pytest_unconfigure(config) -> None:
 
 
 @pytest.fixture(scope="session")
-def workdir() -> Path:
+def frlib_workdir() -> Path:
     """The tests' work folder (FRLIB_WORKDIR): data/ and runs/ land there, as in the notebooks."""
     from frlib.config import workdir
 
@@ -47,20 +47,20 @@ def inside(folder: Path):
 
 
 @pytest.fixture(scope="session")
-def smoke_data(workdir):
+def smoke_data(frlib_workdir):
     """The smoke config's prepared dataset (synthetic, about 400 faces of 48 px)."""
     from frlib.config import Config
     from frlib.data import prepare
 
-    with inside(workdir):
+    with inside(frlib_workdir):
         return prepare(Config.smoke(), progress=False)
 
 
 @pytest.fixture(scope="session")
-def smoke_run(workdir) -> Path:
+def smoke_run(frlib_workdir) -> Path:
     """The smoke run directory (absolute): the one 02_training.ipynb made, else trained once now."""
     from frlib.config import Config
     from frlib.train import ensure_run
 
-    with inside(workdir):
+    with inside(frlib_workdir):
         return ensure_run(Config.smoke(), verbose=0).resolve()

@@ -4,12 +4,13 @@ Reads the real data with frlib's own loaders (`frlib.data.prepare`: crops, label
 grouped by source image) and writes, in the repo root (ignored by git: /.devdata/):
 
   .devdata/faces.npz    training data: FairFace + the emotion folders, with the prepared split
-  .devdata/heldout.npz  evaluation only: UTKFace, a source the model never trains on
+  data/heldout/utkface.npz  evaluation only: UTKFace, a source the model never trains on
+                            (outside .devdata/, so it does not travel with the training data)
 
 Each npz holds `jpeg` (object array: one JPEG per crop; greyscale crops as one-channel JPEGs),
 `emotion`, `age`, `ethnicity`, `gender` (int8 class ids, -1 = missing), `split` (int8: 0 train,
 1 val, 2 test) and `source` (int8: index into the `sources` array). `image_size` and
-`quality` are stored too. benchmarks/device_train.py reads faces.npz.
+`quality` are stored too, and `specs`: the frlib data specs. benchmarks/device_train.py reads faces.npz.
 
 Needs the real data under ../shared/data (or --data-root); skips cleanly without it.
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import sys
 import time
 from pathlib import Path
@@ -53,6 +55,12 @@ def encode(crop: np.ndarray, quality: int) -> tuple[bytes, bool]:
     return buffer.getvalue(), grey
 
 
+def portable(spec: str) -> str:
+    """A data spec with its path relative to the repo root, as Config's defaults are."""
+    kind, _, location = spec.partition(":")
+    return f"{kind}:{os.path.relpath(location, ROOT)}"
+
+
 def export(specs: list[str], path: Path, args, *, split_all: str | None = None) -> dict:
     """Prepare `specs` with frlib and write them to `path`; returns a summary."""
     start = time.perf_counter()
@@ -80,6 +88,7 @@ def export(specs: list[str], path: Path, args, *, split_all: str | None = None) 
         split=split,
         source=source,
         sources=np.array(kinds),
+        specs=np.array([portable(spec) for spec in specs]),
         image_size=np.int32(args.image_size),
         quality=np.int32(args.quality),
         **labels,
@@ -107,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--out", default=str(ROOT / ".devdata"))
+    parser.add_argument("--heldout", default=str(ROOT / "data" / "heldout" / "utkface.npz"))
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--quality", type=int, default=90)
     parser.add_argument("--max-mb", type=float, default=55.0, help="lower quality until under")
@@ -124,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             break
         args.quality -= 5
         print(f"over {args.max_mb} MB: quality {args.quality}", flush=True)
-    export([f"utkface:{root / 'utkface'}"], out / "heldout.npz", args, split_all="test")
+    export([f"utkface:{root / 'utkface'}"], Path(args.heldout), args, split_all="test")
     return 0
 
 

@@ -96,7 +96,7 @@ def predict_probs(model, images: np.ndarray, batch_size: int = 256) -> dict[str,
     parts: dict[str, list[np.ndarray]] = {t: [] for t in TASKS}
     for start in range(0, len(images), batch_size):
         batch = np.asarray(images[start : start + batch_size], dtype=np.float32)
-        out = model(batch, training=False)
+        out = model.predict_on_batch(batch)
         for task in TASKS:
             parts[task].append(np.asarray(out[task]))
     return {

@@ -100,7 +100,8 @@ class MacroF1(keras.metrics.Metric):
         return ops.sum(f1 * present) / ops.maximum(ops.sum(present), 1.0)
 
     def reset_state(self):
-        self.matrix.assign(ops.zeros_like(self.matrix))
+        # ops.zeros, not zeros_like(variable): JAX cannot take a Keras Variable there.
+        self.matrix.assign(ops.zeros(self.matrix.shape, self.matrix.dtype))
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes}

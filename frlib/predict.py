@@ -172,15 +172,14 @@ def annotate(image: ImageInput, result: dict):
 
 def probability_table(result: dict):
     """Class probabilities of every face in a `Predictor.predict` result: a pandas DataFrame
-    with one row per face and one (task, class) column per class."""
+    with a (task, class) row per class and a column per face."""
     import pandas as pd
 
-    columns = pd.MultiIndex.from_tuples(
+    index = pd.MultiIndex.from_tuples(
         [(t, c) for t, classes in TASKS.items() for c in classes], names=["task", "class"]
     )
-    rows = [
-        [face[t]["probs"][c] if t in face else float("nan") for t, c in columns]
-        for face in result.get("faces", [])
-    ]
-    index = pd.Index([f"face {i + 1}" for i in range(len(rows))], name="face")
-    return pd.DataFrame(rows, index=index, columns=columns)
+    faces = {
+        f"face {i + 1}": [face[t]["probs"][c] if t in face else float("nan") for t, c in index]
+        for i, face in enumerate(result.get("faces", []))
+    }
+    return pd.DataFrame(faces, index=index)

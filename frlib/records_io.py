@@ -164,8 +164,9 @@ def write_tfrecords(
     return paths
 
 
-def _shard_files(pattern_or_dir: str, split: str, image_size: int) -> list[str]:
-    """Shards of `split`: those meta.json lists for an export folder, else a glob's matches."""
+def _shard_files(pattern_or_dir: str, split: str, image_size: int) -> tuple[list[str], int | None]:
+    """Shards of `split` and their face count: from meta.json for an export folder, else the
+    files a glob matches (count unknown)."""
     if tf.io.gfile.isdir(pattern_or_dir):
         meta = read_meta(pattern_or_dir)
         if meta["image_size"] != image_size:
@@ -175,11 +176,12 @@ def _shard_files(pattern_or_dir: str, split: str, image_size: int) -> list[str]:
             )
         if split not in meta["shards"]:
             raise ValueError(f"{pattern_or_dir} has no {split!r} split: {sorted(meta['shards'])}")
-        return [tf.io.gfile.join(pattern_or_dir, name) for name in meta["shards"][split]]
+        names = meta["shards"][split]
+        return [tf.io.gfile.join(pattern_or_dir, n) for n in names], meta["counts"][split]
     files = sorted(tf.io.gfile.glob(pattern_or_dir))
     if not files:
         raise FileNotFoundError(f"no TFRecord files match {pattern_or_dir!r}")
-    return files
+    return files, None
 
 
 def _parser(image_size: int):
@@ -207,23 +209,29 @@ def _parser(image_size: int):
     return parse
 
 
-def _records(files: list[str], seed: int, training: bool) -> tf.data.Dataset:
-    """Serialized Examples from all shards, read in parallel (shard order shuffled if training)."""
+def _records(files: list[str], count: int | None, seed: int, training: bool) -> tf.data.Dataset:
+    """Serialized Examples from all shards, read in parallel (shard order shuffled if training).
+
+    A known count is declared, so Keras knows an epoch's length (progress bar, no warning).
+    """
     names = tf.data.Dataset.list_files(files, shuffle=training, seed=seed)
-    return names.interleave(
+    records = names.interleave(
         tf.data.TFRecordDataset,
         cycle_length=min(len(files), 8),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=not training,
     )
+    if count is None:
+        return records
+    return records.apply(tf.data.experimental.assert_cardinality(count))
 
 
 def read_examples(
     pattern_or_dir: str, split: str, image_size: int, batch_size: int = 256
 ) -> tf.data.Dataset:
     """Batches of {"image": uint8, "group": string, task: int32} in file order, unshuffled."""
-    files = _shard_files(pattern_or_dir, split, image_size)
-    records = _records(files, seed=0, training=False).batch(batch_size)
+    files, count = _shard_files(pattern_or_dir, split, image_size)
+    records = _records(files, count, seed=0, training=False).batch(batch_size)
     return records.map(_parser(image_size), num_parallel_calls=tf.data.AUTOTUNE)
 
 
@@ -251,8 +259,8 @@ def read_tfrecords(
     from frlib.pipeline import augment
 
     training = split == "train" if training is None else training
-    files = _shard_files(pattern_or_dir, split, config.image_size)
-    ds = _records(files, config.seed, training)
+    files, count = _shard_files(pattern_or_dir, split, config.image_size)
+    ds = _records(files, count, config.seed, training)
     if training:
         ds = ds.shuffle(config.shuffle_buffer, seed=config.seed, reshuffle_each_iteration=True)
     parse = _parser(config.image_size)

@@ -122,6 +122,27 @@ def _inputs(config: Config, run: Path, data: FaceDataset | None) -> _Inputs:
     )
 
 
+def _batches(inputs: _Inputs, batch: int, replicas: int) -> tuple:
+    """Train and val batches of at most `batch` faces that split evenly across the replicas.
+
+    With several replicas every batch must: an uneven last batch can leave a replica with no
+    faces (BatchNorm's statistics of nothing are NaN, and TF 2.21 fails on an empty batch),
+    and Keras builds the model by averaging the first batch's per-replica parts, which fails
+    when they differ in size. So the batch is a multiple of the replicas, no bigger than the
+    split, and the last few faces (fewer than one batch) are left out of each pass.
+    """
+    result = []
+    for split in ("train", "val"):
+        size = min(batch, inputs.sizes[split] // replicas * replicas)
+        if size == 0:
+            raise ValueError(
+                f"{split} split has {inputs.sizes[split]} faces, fewer than the {replicas} replicas"
+            )
+        batches = inputs.batches(split, size)
+        result.append(batches.rebatch(size, drop_remainder=True) if replicas > 1 else batches)
+    return tuple(result)
+
+
 def _save_run_files(run: Path, config: Config, inputs: _Inputs, weights) -> None:
     run.mkdir(parents=True, exist_ok=True)
     config.save(run / "config.json")
@@ -180,9 +201,10 @@ def train(config: Config, *, data: FaceDataset | None = None, verbose: int | str
         model = build_model(
             config, weights if config.class_weights else None, jit_compile=scale.jit_compile
         )
+        train_batches, val_batches = _batches(inputs, batch, scale.replicas)
         model.fit(
-            inputs.batches("train", batch),
-            validation_data=inputs.batches("val", batch),
+            train_batches,
+            validation_data=val_batches,
             epochs=config.epochs,
             callbacks=_callbacks(run, config, verbose),
             verbose=verbose,

@@ -3,6 +3,9 @@ and Colab's own upload as the fallback for files the button cannot carry there."
 
 from __future__ import annotations
 
+import base64
+import io
+
 import ipywidgets as widgets
 
 from frlib.images import load_image
@@ -10,7 +13,7 @@ from frlib.notebook import in_colab
 
 # Colab's widget manager drops FileUpload files of about 1 MB or more.
 COLAB_ISSUE = "https://github.com/jupyter-widgets/ipywidgets/issues/3452"
-PREVIEW_PX = 720
+PREVIEW_PX = 560
 
 
 def uploaded_files(value) -> list[tuple[str, bytes]]:
@@ -39,6 +42,16 @@ def help_text() -> str:
     return text
 
 
+def picture_output(picture, name: str) -> dict:
+    """A display_data output of a PIL image, its PNG base64-encoded as the notebook format
+    wants (Output.append_display_data would put raw bytes there, which the browser can't show)."""
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    png = base64.b64encode(buffer.getvalue()).decode("ascii")
+    data = {"image/png": png, "text/plain": f"<{name}, faces labelled>"}
+    return {"output_type": "display_data", "data": data, "metadata": {}}
+
+
 def show_prediction(output: widgets.Output, name: str, data: bytes, predictor) -> None:
     """Label the faces of one uploaded file into `output`: a summary line, the annotated
     picture and the probability table; anything that goes wrong becomes a one-line message."""
@@ -64,7 +77,7 @@ def show_prediction(output: widgets.Output, name: str, data: bytes, predictor) -
     picture.thumbnail((PREVIEW_PX, PREVIEW_PX))
     output.outputs = ()
     output.append_stdout(format_result({**result, "input": name}) + "\n")
-    output.append_display_data(picture)
+    output.outputs += (picture_output(picture, name),)
     output.append_display_data(probability_table(result))
 
 

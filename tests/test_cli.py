@@ -134,6 +134,8 @@ def test_demo_smoke(tmp_path):
     result = frlib(
         "demo",
         "--smoke",
+        "--epochs",
+        "2",
         "--out",
         tmp_path / "demo",
         cwd=tmp_path,

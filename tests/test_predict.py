@@ -43,7 +43,9 @@ def test_every_face_of_a_multi_face_photo(predictor, photo):
     result = predictor.predict(image)
     assert result["face_detected"] is True
     assert len(result["faces"]) == len(boxes) == 3
-    for face, expected in zip(sorted(result["faces"], key=lambda f: f["box"][0]), sorted(boxes)):
+    for face, expected in zip(
+        sorted(result["faces"], key=lambda f: f["box"][0]), sorted(boxes), strict=True
+    ):
         assert iou(face["box"], expected) > 0.5
         for task, classes in TASKS.items():
             assert face[task]["label"] in classes

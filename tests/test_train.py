@@ -10,11 +10,9 @@ import time
 import numpy as np
 import pytest
 
-from frlib.config import Config
 from frlib.evaluate import evaluate_run
 from frlib.labels import TASKS
 from frlib.predict import load_model
-from frlib.train import train
 
 # Margins measured on this config: held-out accuracy beat the majority baseline by
 # 0.2-0.8 per task. A model that learned nothing is within a few points of it.
@@ -22,16 +20,9 @@ MARGIN = {"emotion": 0.12, "age": 0.2, "ethnicity": 0.1, "gender": 0.1}
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("train")
-    config = Config.smoke(
-        data=[f"synthetic:{root / 'syn'}?images=400"],
-        cache_dir=str(root / "cache"),
-        out=str(root / "run"),
-        epochs=20,
-        patience=20,
-    )
-    return train(config, verbose=0)
+def run(smoke_run):
+    """The smoke run (Config.smoke(): 400 synthetic images, 48 px, 20 epochs), trained once."""
+    return smoke_run
 
 
 def test_run_directory_holds_everything(run):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import sys
 import types
 from datetime import datetime, timezone
@@ -9,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from matplotlib import cbook
+from PIL import Image
 
 from frlib import widgets
 from frlib.labels import TASKS
@@ -55,7 +58,8 @@ def test_an_upload_shows_the_labelled_picture_and_a_table(predictor):
     assert summary["name"] == "stdout"
     assert "hopper.jpg: 1 face(s)" in summary["text"]
     assert "gender=" in summary["text"]
-    assert "image/png" in picture["data"]
+    png = base64.b64decode(picture["data"]["image/png"])
+    assert Image.open(io.BytesIO(png)).size == (512, 600)  # the portrait, boxes drawn on it
     html = table["data"]["text/html"]
     assert "<table" in html and all(t in html for t in TASKS) and "female" in html
 
