@@ -2,6 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+LINTED := frlib tests benchmarks notebooks tools conftest.py
 
 .PHONY: demo test lint install clean
 
@@ -17,13 +18,13 @@ demo: $(STAMP)
 	$(PY) -m frlib demo --out runs/demo
 
 test: $(STAMP)
-	$(PY) -m ruff check frlib tests benchmarks
-	$(PY) -m ruff format --check frlib tests benchmarks
+	$(PY) -m ruff check $(LINTED)
+	$(PY) -m ruff format --check $(LINTED)
 	$(PY) -m pytest
 
 lint: $(STAMP)
-	$(PY) -m ruff check --fix frlib tests benchmarks
-	$(PY) -m ruff format frlib tests benchmarks
+	$(PY) -m ruff check --fix $(LINTED)
+	$(PY) -m ruff format $(LINTED)
 
 clean:
 	rm -rf runs data .pytest_cache test-output

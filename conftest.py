@@ -7,7 +7,6 @@ the tests the same smoke dataset and run as the notebooks.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import tempfile
@@ -25,19 +24,15 @@ def pytest_unconfigure(config) -> None:
     shutil.rmtree(_made, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def frlib_workdir() -> Path:
-    """The tests' work folder (FRLIB_WORKDIR): data/ and runs/ land there, as in the notebooks."""
+    """Every test runs in the temporary work folder (FRLIB_WORKDIR), as the notebooks do after
+    frlib.notebook.setup(): relative data/ and runs/ paths, and a run's data specs, mean the
+    same folder everywhere, and nothing lands in the checkout."""
     from frlib.config import workdir
 
     folder = workdir()
     folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-@contextlib.contextmanager
-def inside(folder: Path):
-    """Run a block with `folder` as the current directory (the configs' paths are relative)."""
     previous = Path.cwd()
     os.chdir(folder)
     try:
@@ -48,12 +43,11 @@ def inside(folder: Path):
 
 @pytest.fixture(scope="session")
 def smoke_data(frlib_workdir):
-    """The smoke config's prepared dataset (synthetic, about 400 faces of 48 px)."""
+    """The smoke config's prepared dataset (synthetic, 48 px crops)."""
     from frlib.config import Config
     from frlib.data import prepare
 
-    with inside(frlib_workdir):
-        return prepare(Config.smoke(), progress=False)
+    return prepare(Config.smoke(), progress=False)
 
 
 @pytest.fixture(scope="session")
@@ -62,5 +56,4 @@ def smoke_run(frlib_workdir) -> Path:
     from frlib.config import Config
     from frlib.train import ensure_run
 
-    with inside(frlib_workdir):
-        return ensure_run(Config.smoke(), verbose=0).resolve()
+    return ensure_run(Config.smoke(), verbose=0).resolve()

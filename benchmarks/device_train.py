@@ -7,17 +7,20 @@ on the accelerator (flip, rotation, zoom, translation, brightness, contrast, ran
 low resolution, random greyscale). Only the inner frlib model is saved, in the
 backend-independent .keras format, so `frlib.predict.load_model` reads it under TensorFlow.
 
-The cosine learning-rate schedule runs over the planned epochs; after the first epochs the plan
-is cut to what fits in `--minutes` of wall-clock time, so a too-long plan still ends with a
-low learning rate. The weights with the lowest val loss are kept.
+The cosine learning-rate schedule runs over the planned epochs: --epochs 0 (the default) plans,
+after timing the second epoch, as many epochs as fit in `--minutes` (at most --max-epochs);
+--epochs N plans N and cuts the plan if it does not fit. The weights with the lowest val loss
+are kept, and saved to model.keras about every --save-every seconds and at the end.
 
-Writes to --out: model.keras, config.json, history.csv, log.txt, report.json (test split
-scores), check.npz (a few test crops with this backend's probabilities, to compare after loading
-the model elsewhere).
+Writes to --out (default $OUT, else runs/device): model.keras, config.json (the frlib Config),
+history.csv, log.txt, report.json (test split scores, also per source) and check.npz (32 test
+crops with the saved model's probabilities under this backend; benchmarks/eval_npz.py compares
+them after loading model.keras elsewhere). A model.keras over 15 MiB is left as
+model.keras.part0, .part1, ... (the device tool returns files of at most 16 MiB).
 
     KERAS_BACKEND=jax python benchmarks/device_train.py --data .devdata/faces.npz \
-        --minutes 8 --width 64 --epochs 150 --batch 512 --out runs/device
-    python benchmarks/device_train.py --minutes 1 --epochs 1 --limit 2000   # a quick test
+        --minutes 7.5 --width 48 --batch 512 --out $OUT
+    KERAS_BACKEND=jax python benchmarks/device_train.py --minutes 1 --epochs 1 --limit 2000
 """
 
 from __future__ import annotations
@@ -49,13 +52,16 @@ from frlib.model import build_model, compile_model  # noqa: E402
 from frlib.train import class_weights  # noqa: E402
 
 SPLITS = ("train", "val", "test")
-LOG: list[str] = []
+LOG_FILE: list[Path] = []  # set once --out is known
 
 
 def log(*parts) -> None:
+    """Print (flushed) and append to OUT/log.txt, so a run killed at its time limit keeps it."""
     line = " ".join(str(p) for p in parts)
     print(line, flush=True)
-    LOG.append(line)
+    for path in LOG_FILE:
+        with path.open("a") as f:
+            f.write(line + "\n")
 
 
 # --- data -------------------------------------------------------------------------------------
@@ -202,13 +208,19 @@ class Augment(keras.layers.Layer):
 
 
 class Plan(keras.callbacks.Callback):
-    """Cosine learning rate over the planned epochs (after a linear warm-up), the plan cut to the
-    wall-clock budget, the best weights by val loss kept (and saved now and then), one line per
-    epoch printed and written to history.csv."""
+    """Cosine learning rate over the planned epochs (after a linear warm-up), the plan fitted to
+    the wall-clock budget, the best weights by val loss kept (and saved now and then), one line
+    per epoch printed and written to history.csv.
 
-    def __init__(self, inner, args, planned, train_images, out: Path, save):
+    With --epochs 0 the plan is made after the second epoch (the first includes compiling), as
+    many epochs as fit in the budget (at most --max-epochs); the warm-up covers those epochs, so
+    the cosine starts from the final plan. With --epochs N the plan is N, cut if it does not fit.
+    """
+
+    def __init__(self, inner, args, train_images, out: Path, save):
         super().__init__()
-        self.inner, self.args, self.planned = inner, args, planned
+        self.inner, self.args = inner, args
+        self.planned = args.epochs or args.max_epochs
         self.train_images, self.out, self.save = train_images, out, save
         self.start = time.perf_counter()
         self.budget = args.minutes * 60
@@ -221,7 +233,7 @@ class Plan(keras.callbacks.Callback):
         warm = min(self.args.warmup, max(self.planned - 1, 0))
         if epoch < warm:
             return self.args.lr * (epoch + 1) / (warm + 1)
-        progress = (epoch - warm) / max(self.planned - warm, 1)
+        progress = (epoch - warm + 0.5) / max(self.planned - warm, 1)  # the epoch's middle
         return self.args.lr * 0.5 * (1 + math.cos(math.pi * progress))
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -256,9 +268,13 @@ class Plan(keras.callbacks.Callback):
             recent = [r["epoch_s"] for r in self.rows[1:]][-5:]
             per_epoch = max(sum(recent) / len(recent), 1e-3)
             fits = epoch + 1 + int((self.budget - elapsed) / per_epoch)
-            if fits < self.planned:
-                if self.planned == self.args.epochs:
-                    log(f"budget: {self.args.minutes} min fits {fits} of {self.planned} epochs")
+            if epoch == 1 and not self.args.epochs:
+                self.planned = max(min(fits, self.args.max_epochs), epoch + 1)
+                log(
+                    f"plan: {self.planned} epochs ({per_epoch:.1f}s each) in {self.args.minutes} min"
+                )
+            elif fits < self.planned:
+                log(f"budget: {self.args.minutes} min fits {fits} of {self.planned} epochs")
                 self.planned = max(fits, epoch + 1)
         if epoch + 1 >= self.planned or elapsed >= self.budget:
             self.model.stop_training = True
@@ -294,12 +310,29 @@ def predict(model, images, batch):
     return {t: np.asarray(out[t])[: len(images)] for t in TASKS}
 
 
+def split_large(path: Path, limit: int = 15 * 2**20) -> None:
+    """Replace a file over `limit` bytes by parts of at most `limit` (the device tool returns
+    files of at most 16 MiB); `cat NAME.part* > NAME` joins them again."""
+    data = path.read_bytes()
+    if len(data) <= limit:
+        return
+    for i in range(0, len(data), limit):
+        path.with_name(f"{path.name}.part{i // limit}").write_bytes(data[i : i + limit])
+    path.unlink()
+    log(f"{path.name} is {len(data) / 2**20:.1f} MiB: split into {path.name}.part*; join with cat")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=str(ROOT / ".devdata" / "faces.npz"))
     parser.add_argument("--out", default=os.environ.get("OUT") or str(ROOT / "runs" / "device"))
-    parser.add_argument("--width", type=int, default=64)
-    parser.add_argument("--epochs", type=int, default=150, help="planned; cut to the budget")
+    parser.add_argument(
+        "--width", type=int, default=48, help="48: 2.9M parameters, an 11 MB model.keras"
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=0, help="planned, cut to the budget; 0: as many as fit"
+    )
+    parser.add_argument("--max-epochs", type=int, default=200, help="cap for --epochs 0")
     parser.add_argument("--minutes", type=float, default=8.0, help="training wall-clock budget")
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--lr", type=float, default=3e-3)
@@ -309,7 +342,9 @@ def main(argv=None) -> int:
     parser.add_argument("--label-smoothing", type=float, default=0.0)
     parser.add_argument("--grey-prob", type=float, default=0.5)
     parser.add_argument("--lowres-prob", type=float, default=0.4)
-    parser.add_argument("--bf16", action="store_true", help="mixed_bfloat16 (saved as float32)")
+    parser.add_argument(
+        "--require-accelerator", action="store_true", help="stop at once if JAX finds no GPU/TPU"
+    )
     parser.add_argument("--limit", type=int, default=0, help="use only this many faces (tests)")
     parser.add_argument("--save-every", type=float, default=60.0, help="seconds between saves")
     parser.add_argument("--workers", type=int, default=4)
@@ -317,6 +352,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    (out / "log.txt").write_text("")
+    LOG_FILE.append(out / "log.txt")
     t0 = time.perf_counter()
     backend = keras.backend.backend()
     log(f"keras {keras.__version__} backend {backend}; args {vars(args)}")
@@ -324,6 +361,9 @@ def main(argv=None) -> int:
         import jax
 
         log(f"jax {jax.__version__} devices {jax.devices()}")
+        if args.require_accelerator and jax.default_backend() == "cpu":
+            log("ERROR: --require-accelerator, but JAX runs on the CPU")
+            return 2
     keras.utils.set_random_seed(args.seed)
 
     images, labels, split, source, meta = load_faces(Path(args.data), args.limit, args.seed)
@@ -346,18 +386,16 @@ def main(argv=None) -> int:
         width=args.width,
         dropout=args.dropout,
         label_smoothing=args.label_smoothing,
-        epochs=args.epochs,
+        epochs=args.epochs or args.max_epochs,
         batch_size=args.batch,
         learning_rate=args.lr,
         weight_decay=args.weight_decay,
         augment=True,
         grayscale_prob=args.grey_prob,
         strategy="default",
-        mixed_precision="mixed_bfloat16" if args.bf16 else "float32",
+        mixed_precision="float32",
         jit_compile="true",
     )
-    if args.bf16:
-        keras.config.set_dtype_policy("mixed_bfloat16")
     inner = build_model(config, weights)
     log(f"model {inner.name}: {inner.count_params():,} parameters, width {args.width}")
     inputs = keras.Input((size, size, 3), name="image")
@@ -368,41 +406,40 @@ def main(argv=None) -> int:
     compile_model(wrapper, config, weights, jit_compile=True)
 
     def save(best_weights, path=out / "model.keras"):
-        if args.bf16:
-            keras.config.set_dtype_policy("float32")
-            model = build_model(config)
-            keras.config.set_dtype_policy("mixed_bfloat16")
-        else:
-            model = inner
+        """Save the plain frlib model (not the wrapper) with `best_weights`, atomically."""
         current = inner.get_weights()
-        model.set_weights(best_weights)
+        inner.set_weights(best_weights)
         tmp = path.with_name(f".{path.stem}.tmp.keras")
-        model.save(tmp)
+        inner.save(tmp)
         os.replace(tmp, path)
-        if model is inner:
-            inner.set_weights(current)
+        inner.set_weights(current)
 
     config.save(out / "config.json")
     train_data = Batches(
         *part["train"], args.batch, train=True, seed=args.seed, workers=args.workers
     )
     val_data = Batches(*part["val"], args.batch, train=False, workers=args.workers)
-    plan = Plan(inner, args, args.epochs, train_data.count * args.batch, out, save)
+    plan = Plan(inner, args, train_data.count * args.batch, out, save)
     t_fit = time.perf_counter()
-    try:
-        wrapper.fit(
-            train_data, validation_data=val_data, epochs=args.epochs, callbacks=[plan], verbose=0
-        )
-    finally:
-        fit_s = time.perf_counter() - t_fit
-        (out / "log.txt").write_text("\n".join(LOG) + "\n")
+    wrapper.fit(
+        train_data,
+        validation_data=val_data,
+        epochs=args.epochs or args.max_epochs,
+        callbacks=[plan, keras.callbacks.TerminateOnNaN()],
+        verbose=0,
+    )
+    fit_s = time.perf_counter() - t_fit
     epochs_run = len(plan.rows)
+    speeds = sorted(r["images_per_s"] for r in plan.rows[1:]) or [0]
     log(
-        f"trained {epochs_run} epochs in {fit_s:.0f}s (shuffled {train_data.shuffles}x); best val"
+        f"trained {epochs_run} epochs in {fit_s:.0f}s, median {speeds[len(speeds) // 2]:.0f}"
+        f" train img/s after the first epoch (reshuffled {train_data.shuffles}x); best val"
         f" loss {plan.best:.4f} at epoch {plan.best_epoch + 1}"
     )
     if plan.best_weights is not None:
         inner.set_weights(plan.best_weights)
+    else:
+        log("WARNING: no finite val loss: saving the last weights")
     config = config.replace(epochs=epochs_run)
     config.save(out / "config.json")
     save(inner.get_weights())
@@ -411,6 +448,8 @@ def main(argv=None) -> int:
     # Test split: per-task scores with the best weights.
     test_images, test_labels = part["test"]
     probs = predict(inner, test_images, args.batch)
+    if any(np.isnan(p).any() for p in probs.values()):
+        log("WARNING: NaN in the test probabilities")
     report = evaluate_predictions(probs, test_labels)
     for task in TASKS:
         r = report[task]
@@ -440,11 +479,11 @@ def main(argv=None) -> int:
     check = test_images[:32]
     mine = predict(inner, check, 32)
     again = predict(reloaded, check, 32)
-    diff = max(float(np.abs(mine[t] - again[t]).max()) for t in TASKS)
-    log(f"reloaded model.keras: max |p - p_reloaded| = {diff:.2e}")
-    np.savez(out / "check.npz", images=check, backend=backend, **mine)
+    diff = float(np.max(np.concatenate([np.abs(mine[t] - again[t]).ravel() for t in TASKS])))
+    log(f"reloaded model.keras: max |p - p_reloaded| = {diff:.2e} (NaN = broken)")
+    np.savez(out / "check.npz", images=check, backend=backend, **again)
+    split_large(out / "model.keras")
     log(f"total {time.perf_counter() - t0:.0f}s")
-    (out / "log.txt").write_text("\n".join(LOG) + "\n")
     return 0
 
 

@@ -116,26 +116,43 @@ def evaluate_run(run_dir, data: list[str] | None = None, split: str = "test") ->
         The report of `evaluate_predictions`, plus "data" and "split" keys.
     """
     from frlib.config import Config
-    from frlib.data import prepare
     from frlib.files import read_json
     from frlib.predict import load_model
+    from frlib.sources import absolute_spec
 
     run = Path(run_dir)
     config = Config.load(run / "config.json")
-    own = data is None or list(data) == list(config.data)
+    data = None if data is None else [absolute_spec(spec) for spec in data]
+    own = data is None or data == [absolute_spec(spec) for spec in config.data]
     if not own:
         config = config.replace(data=list(data))
-    dataset = prepare(config, split=read_json(run / "split.json") if own else None, progress=False)
-    rows = dataset.split[split] if own else np.arange(len(dataset))
-    model = load_model(run)
-    probs = predict_probs(model, dataset.crops[rows] if len(rows) else dataset.crops[:0])
-    labels = {t: v[rows] for t, v in dataset.labels.items()}
+    crops, labels = _faces_to_score(config, run, split if own else None)
+    probs = predict_probs(load_model(run), crops)
     majority_path = run / "majority.json"
     majority = read_json(majority_path) if majority_path.is_file() else None
     report = evaluate_predictions(probs, labels, majority)
     report["data"] = list(config.data)
     report["split"] = split if own else "all"
     return report
+
+
+def _faces_to_score(config, run: Path, split: str | None):
+    """Crops and labels of the run's `split` (its saved split), or of all faces when None."""
+    from frlib.data import prepare
+    from frlib.files import read_json
+    from frlib.records_io import read_examples, tfrecord_dir
+
+    folder = tfrecord_dir(config.data)
+    if folder is not None:  # the split is baked into the shards
+        batches = list(read_examples(folder, split or "test", config.image_size))
+        crops = np.concatenate([b["image"].numpy() for b in batches]) if batches else []
+        labels = {t: np.concatenate([b[t].numpy() for b in batches]) for t in TASKS}
+        return np.asarray(crops, np.uint8).reshape(-1, *([config.image_size] * 2), 3), labels
+    saved = read_json(run / "split.json") if split else None
+    dataset = prepare(config, split=saved, progress=False)
+    rows = dataset.split[split] if split else np.arange(len(dataset))
+    crops = dataset.crops[rows] if len(rows) else np.zeros((0, *dataset.crops.shape[1:]), np.uint8)
+    return crops, {t: v[rows] for t, v in dataset.labels.items()}
 
 
 def report_table(report: dict):

@@ -192,6 +192,15 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
     return kind, rest, options
 
 
+def absolute_spec(spec: str) -> str:
+    """The spec with a relative local path made absolute, so a saved run finds its data again."""
+    kind, location, options = parse_spec(spec)
+    if not location or _is_url(location) or "://" in location or Path(location).is_absolute():
+        return spec
+    query = "&".join(f"{k}={v}" for k, v in options.items())
+    return f"{kind}:{Path(location).expanduser().resolve()}" + (f"?{query}" if query else "")
+
+
 def known_kinds() -> list[str]:
     return sorted(_KINDS)
 

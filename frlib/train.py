@@ -187,7 +187,9 @@ def train(config: Config, *, data: FaceDataset | None = None, verbose: int | str
     """
     from frlib.model import build_model
     from frlib.scale import strategy_scope
+    from frlib.sources import absolute_spec
 
+    config = config.replace(data=[absolute_spec(spec) for spec in config.data])
     run = Path(config.out)
     set_seed(config.seed)
     inputs = _inputs(config, run, data)

@@ -128,6 +128,12 @@ def test_train_from_tfrecords_runs_an_epoch(exported, tmp_path):
         assert (run / name).is_file(), name
     meta = json.loads((folder / "meta.json").read_text())
     assert json.loads((run / "split.json").read_text()) == meta["split"]
+    from frlib.evaluate import evaluate_run
+
+    report = evaluate_run(run)  # scores the test shards
+    assert report["gender"]["support"] == int(
+        (data.labels["gender"][data.split["test"]] >= 0).sum()
+    )
 
 
 def test_cli_prepare_exports_tfrecords(tmp_path, monkeypatch, capsys):
