@@ -242,6 +242,26 @@ def _synthetic(location: str, options: dict[str, str], spec: str) -> LoadResult:
     return load_dataturks(str(folder / "annotations.json"), spec=spec)
 
 
+@register("nonfaces")
+def _nonfaces(location: str, options: dict[str, str], spec: str) -> LoadResult:
+    """Generated non-face crops labelled emotion=not_face (real face sets have none)."""
+    from frlib import synthetic
+
+    folder = synthetic.generate_nonfaces(
+        location or "data/nonfaces",
+        n_images=int(options.get("images", 1000)),
+        seed=int(options.get("seed", 0)),
+    )
+    labels = {task: None for task in TASKS}
+    labels["emotion"] = "not_face"
+    return LoadResult(
+        [
+            FaceRecord(str(path.resolve()), None, dict(labels), spec, i + 1)
+            for i, path in enumerate(sorted((folder / "images").glob("*.png")))
+        ]
+    )
+
+
 def label_counts(records: list[FaceRecord]) -> dict[str, dict[str, int]]:
     """Number of faces per class for every task (missing counted under None)."""
     counts = {task: {name: 0 for name in (*classes, None)} for task, classes in TASKS.items()}

@@ -591,3 +591,38 @@ def _draw_clutter(rng, canvas: Image.Image, spot, w: int, h: int) -> None:
     else:  # a featureless head shape
         tile = _face_tile(rng, w, h, None)
         canvas.paste(tile, spot, tile)
+
+
+# --- non-face crops ----------------------------------------------------------------------
+
+
+def generate_nonfaces(out_dir, *, n_images: int = 1000, seed: int = 0) -> Path:
+    """Write `n_images` square non-face crops (textures, noise, shapes, blank heads) to `out_dir`.
+
+    Real face datasets hold only faces; these give the emotion head's `not_face` class
+    something to learn from. Same guarantees as `generate`: seeded, reused, atomic.
+    """
+    out = Path(out_dir)
+    params = {"n_images": int(n_images), "seed": int(seed), "version": VERSION, "kind": "nonfaces"}
+    if _matches(out, params):
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-{os.getpid()}-", dir=out.parent))
+    os.chmod(tmp, 0o755)
+    try:
+        (tmp / "images").mkdir()
+        for i in range(int(n_images)):
+            rng = np.random.default_rng([seed, 1_000_000 + i])
+            side = int(rng.integers(48, 129))
+            canvas = _background(rng, side, side)
+            w = int(rng.integers(side // 2, side + 1))
+            _draw_clutter(rng, canvas, (int(rng.integers(0, side - w + 1)),) * 2, w, w)
+            canvas.convert("RGB").save(tmp / "images" / f"nonface_{i:05d}.png", compress_level=1)
+        (tmp / "annotations.json").write_text("")  # marks a finished folder for _matches
+        (tmp / "params.json").write_text(json.dumps(params, indent=2) + "\n")
+        _install(tmp, out, params)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

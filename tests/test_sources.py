@@ -98,3 +98,13 @@ def test_parse_spec():
     url = "https://host/f.json?token=abc"
     assert parse_spec(url) == ("dataturks", url, {})
     assert parse_spec(f"dataturks:{url}") == ("dataturks", url, {})
+
+
+def test_nonfaces_are_generated_once_and_labelled_not_face(tmp_path):
+    first = load_spec(f"nonfaces:{tmp_path / 'nf'}?images=12")
+    stamp = (tmp_path / "nf" / "params.json").stat().st_mtime_ns
+    again = load_spec(f"nonfaces:{tmp_path / 'nf'}?images=12")
+    assert len(first.records) == len(again.records) == 12
+    assert (tmp_path / "nf" / "params.json").stat().st_mtime_ns == stamp
+    assert all(r.box is None and r.labels["emotion"] == "not_face" for r in first.records)
+    assert all(r.labels[t] is None for r in first.records for t in ("age", "ethnicity", "gender"))
