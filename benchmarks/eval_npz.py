@@ -13,19 +13,32 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from frlib.evaluate import evaluate_predictions, predict_probs
+from frlib.labels import TASKS
+from frlib.predict import load_model
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from frlib.evaluate import evaluate_predictions, predict_probs  # noqa: E402
-from frlib.labels import TASKS  # noqa: E402
-from frlib.predict import load_model  # noqa: E402
 
 SPLITS = ("train", "val", "test")
+
+
+def load_npz(path, split: str = "test"):
+    """Decoded uint8 crops, labels per task and source names of one split of an exported npz."""
+    raw = np.load(path, allow_pickle=True)
+    rows = np.arange(len(raw["jpeg"]))
+    if split != "all":
+        rows = np.flatnonzero(raw["split"] == SPLITS.index(split))
+    images = np.stack(
+        [np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for b in raw["jpeg"][rows]]
+    )
+    labels = {t: raw[t][rows].astype(np.int32) for t in TASKS}
+    sources = raw["sources"][raw["source"][rows]]
+    return images, labels, sources
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,16 +62,9 @@ def main(argv: list[str] | None = None) -> int:
             f"check.npz: max |p - p_{check['backend']}| = {diff:.2e} on {len(check['images'])}"
             f" crops: {'OK' if ok else 'MISMATCH'}"
         )
-    raw = np.load(args.data, allow_pickle=True)
-    rows = np.arange(len(raw["jpeg"]))
-    if args.split != "all":
-        rows = np.flatnonzero(raw["split"] == SPLITS.index(args.split))
-    images = np.stack(
-        [np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for b in raw["jpeg"][rows]]
-    )
-    labels = {t: raw[t][rows].astype(np.int32) for t in TASKS}
+    images, labels, _ = load_npz(args.data, args.split)
     report = evaluate_predictions(predict_probs(model, images), labels)
-    print(f"{args.data} ({args.split}: {len(rows)} faces)")
+    print(f"{args.data} ({args.split}: {len(images)} faces)")
     for task in TASKS:
         r = report[task]
         if r["support"]:

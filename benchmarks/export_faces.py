@@ -127,7 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     if not all(p.is_dir() for p in needed):
         print(f"skipped: real data not found under {root}")
         return 0
-    train_specs = [f"fairface:{root / 'fairface'}", f"folders:{root / 'emotions'}"]
+    train_specs = [
+        f"fairface:{root / 'fairface'}",
+        f"folders:{root / 'emotions'}",
+        "nonfaces:data/nonfaces?images=2500",  # emotion=not_face: real sets have no non-faces
+    ]
     while True:
         summary = export(train_specs, out / "faces.npz", args)
         if summary["file_mb"] <= args.max_mb or args.quality <= 50:

@@ -109,8 +109,8 @@ def _test_faces(run_dir: Path, n: int):
     rows = data.split["test"][:n]
     if len(rows) == 0:
         raise ValueError(
-            f"no test faces of {run_dir} found in {config.data}: its split.json names the images "
-            "by the paths they had when it was trained; run this from that same folder"
+            f"none of the test images in {run_dir / 'split.json'} are in {config.data}: "
+            "the data moved or changed since training; evaluate with the data it was trained on"
         )
     crops = np.asarray(data.crops[rows])
     probs = predict_probs(load_model(run_dir), crops)

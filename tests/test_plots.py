@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
@@ -9,6 +11,7 @@ from matplotlib.patches import Rectangle
 
 from frlib import gallery, plots
 from frlib.evaluate import evaluate_predictions
+from frlib.files import write_json
 from frlib.labels import TASKS
 from frlib.train import read_history
 
@@ -132,7 +135,10 @@ def test_test_predictions_mark_errors_in_red(smoke_run):
         assert (frame[:3] == (1.0, 0.0, 0.0)) == bool(red)
 
 
-def test_test_predictions_elsewhere_say_why_no_face_matches(smoke_run, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(ValueError, match="no test faces .* same folder"):
-        gallery.show_test_predictions(smoke_run, n=2)
+def test_test_predictions_say_so_when_the_test_images_are_gone(smoke_run, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(smoke_run / "config.json", run)
+    write_json(run / "split.json", {"train": [], "val": [], "test": ["synthetic|/gone.png"]})
+    with pytest.raises(ValueError, match="none of the test images .* are in"):
+        gallery.show_test_predictions(run, n=2)
