@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from frlib.config import REPO_URL, Config, smoke_mode, workdir
+from frlib.config import DATATURKS_URL, REPO_URL, Config, smoke_mode, workdir
 
 COLAB_BRANCH = "main"
 COLAB_BADGE_SVG = "https://colab.research.google.com/assets/colab-badge.svg"
@@ -59,8 +59,47 @@ def setup(*, gpu: bool = False) -> None:
 
 
 def config_from_params(**params) -> Config:
-    """`Config.from_env()` with the papermill parameters that are set (None keeps the default)."""
+    """`Config.from_env()` with the papermill parameters that are set (None keeps the default).
+
+    On Colab (and not in smoke mode) `data=None` means `colab_data()`: real faces.
+    """
+    if params.get("data") is None and in_colab() and not smoke_mode():
+        params["data"] = colab_data()
     return Config.from_env(**{k: v for k, v in params.items() if v is not None})
+
+
+FER2013_HINT = (
+    "For emotion, get fer2013.csv from Kaggle's 'Challenges in Representation Learning: Facial "
+    "Expression Recognition Challenge' and upload it to /content/fer2013.csv."
+)
+
+
+def dataturks_images_answer(timeout: float = 5.0) -> bool:
+    """True when the 2019 DataTurks annotation file and its first image can both be fetched."""
+    from frlib.download import DownloadError, fetch_bytes
+    from frlib.sources import SourceError, load_dataturks
+
+    try:
+        first = load_dataturks(DATATURKS_URL).records[0].image
+        fetch_bytes(first, timeout=timeout, retries=0)
+        return True
+    except (SourceError, DownloadError, IndexError):
+        return False
+
+
+def colab_data(fer2013: str = "/content/fer2013.csv") -> list[str]:
+    """Real-face data specs that work on Colab, each reported in one line."""
+    specs = ["fairface-hub:", "nonfaces:data/nonfaces?images=2500"]
+    if dataturks_images_answer():
+        specs.insert(0, f"dataturks:{DATATURKS_URL}")
+        print("DataTurks images answer: using the 2019 challenge annotations too.")
+    else:
+        print("The DataTurks image host does not answer; using fairface-hub: and fer2013: instead.")
+    if Path(fer2013).is_file():
+        specs.append(f"fer2013:{fer2013}")
+    else:
+        print(FER2013_HINT)
+    return specs
 
 
 def keep_on_drive(config: Config) -> Config:

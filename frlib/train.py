@@ -210,6 +210,7 @@ def train(config: Config, *, data: FaceDataset | None = None, verbose: int | str
             epochs=config.epochs,
             callbacks=_callbacks(run, config, verbose),
             verbose=verbose,
+            shuffle=False,  # the tf.data pipeline shuffles (train only)
         )
         best = run / "checkpoints" / "best.keras"
         if best.is_file():

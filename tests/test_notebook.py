@@ -81,3 +81,35 @@ def test_ensure_run_reuses_a_trained_run(tmp_path):
 def test_demo_photo_holds_three_findable_faces(tmp_path):
     photo = notebook.demo_photo(tmp_path / "data" / "three.jpg")
     assert len(detect_faces(load_image(photo))) == 3
+
+
+def _annotations(image_url: str) -> str:
+    import json
+
+    box = {
+        "label": ["G_Male"],
+        "points": [{"x": 0.1, "y": 0.1}, {"x": 0.5, "y": 0.5}],
+        "imageWidth": 10,
+        "imageHeight": 10,
+    }
+    return json.dumps({"content": image_url, "annotation": [box]})
+
+
+def test_colab_data_uses_dataturks_only_when_its_images_answer(
+    http_server, monkeypatch, capsys, tmp_path
+):
+    import frlib.notebook as nb
+    from conftest import image_bytes
+
+    live = http_server.add("/live.json", _annotations(http_server.add("/a.jpg", image_bytes())))
+    monkeypatch.setattr(nb, "DATATURKS_URL", live)
+    specs = nb.colab_data(fer2013=str(tmp_path / "missing.csv"))
+    assert specs[0] == f"dataturks:{live}" and "fairface-hub:" in specs
+    assert "fer2013.csv" in capsys.readouterr().out  # says how to get the emotion data
+    dead = http_server.add("/dead.json", _annotations(http_server.url("/gone.jpg")))
+    monkeypatch.setattr(nb, "DATATURKS_URL", dead)
+    (tmp_path / "fer2013.csv").write_text("emotion,pixels,Usage\n")
+    specs = nb.colab_data(fer2013=str(tmp_path / "fer2013.csv"))
+    assert not any(s.startswith("dataturks:") for s in specs)
+    assert specs[-1] == f"fer2013:{tmp_path / 'fer2013.csv'}"
+    assert "does not answer" in capsys.readouterr().out
