@@ -335,6 +335,7 @@ def main(argv=None) -> int:
     parser.add_argument("--max-epochs", type=int, default=200, help="cap for --epochs 0")
     parser.add_argument("--minutes", type=float, default=8.0, help="training wall-clock budget")
     parser.add_argument("--batch", type=int, default=512)
+    parser.add_argument("--backbone", default="resnet", help="any frlib backbone, e.g. tcs2019")
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--warmup", type=int, default=3, help="epochs of linear warm-up")
     parser.add_argument("--weight-decay", type=float, default=0.05, help="AdamW, decoupled")
@@ -382,7 +383,7 @@ def main(argv=None) -> int:
         out=str(out),
         seed=args.seed,
         image_size=size,
-        backbone="resnet",
+        backbone=args.backbone,
         width=args.width,
         dropout=args.dropout,
         label_smoothing=args.label_smoothing,

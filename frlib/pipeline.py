@@ -107,6 +107,11 @@ def make_dataset(
         return images, labels
 
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
+    return finish(ds, config, training)
+
+
+def finish(ds: tf.data.Dataset, config: Config, training: bool) -> tf.data.Dataset:
+    """Augment (train only, one seed per batch drawn from the run's seed), then prefetch."""
     if training and config.augment:
         seeds = tf.data.Dataset.random(seed=config.seed, rerandomize_each_iteration=True)
         ds = tf.data.Dataset.zip(ds, seeds).map(

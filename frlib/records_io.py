@@ -256,7 +256,7 @@ def read_tfrecords(
         training: shuffle and augment.
         batch_size: the global batch (default config.batch_size).
     """
-    from frlib.pipeline import augment
+    from frlib.pipeline import finish
 
     training = split == "train" if training is None else training
     files, count = _shard_files(pattern_or_dir, split, config.image_size)
@@ -272,10 +272,4 @@ def read_tfrecords(
     ds = ds.batch(batch_size or config.batch_size).map(
         to_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training
     )
-    if training and config.augment:
-        seeds = tf.data.Dataset.random(seed=config.seed, rerandomize_each_iteration=True)
-        ds = tf.data.Dataset.zip(ds, seeds).map(
-            lambda batch, seed: (augment(batch[0], seed, config.grayscale_prob), batch[1]),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return finish(ds, config, training)

@@ -293,3 +293,17 @@ def image_files(tmp_path) -> ImageSet:
     truncated.write_bytes(truncated_jpeg_bytes(size=(80, 60)))
     images.files["truncated"] = truncated
     return images
+
+
+def collect_batches(ds):
+    """All (images, {task: labels}) batches of a tf.data pipeline, concatenated in numpy."""
+    import numpy as np
+
+    from frlib.labels import TASKS
+
+    images, labels = [], {t: [] for t in TASKS}
+    for x, y in ds:
+        images.append(x.numpy())
+        for t in TASKS:
+            labels[t].append(y[t].numpy())
+    return np.concatenate(images), {t: np.concatenate(v) for t, v in labels.items()}

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from conftest import collect_batches
 from frlib.config import Config
 from frlib.data import prepare
 from frlib.labels import TASKS
@@ -15,26 +16,17 @@ def data(tmp_path_factory):
     return config, prepare(config, progress=False)
 
 
-def _collect(ds):
-    images, labels = [], {t: [] for t in TASKS}
-    for x, y in ds:
-        images.append(x.numpy())
-        for t in TASKS:
-            labels[t].append(y[t].numpy())
-    return np.concatenate(images), {t: np.concatenate(v) for t, v in labels.items()}
-
-
 def test_val_batches_are_the_crops_unchanged(data):
     from frlib.pipeline import make_dataset
 
     config, prepared = data
-    images, labels = _collect(make_dataset(prepared, "val", config))
+    images, labels = collect_batches(make_dataset(prepared, "val", config))
     rows = prepared.split["val"]
     assert images.dtype == np.float32
     assert np.array_equal(images, np.asarray(prepared.crops[rows], np.float32))
     for task in TASKS:
         assert np.array_equal(labels[task], prepared.labels[task][rows])
-    again, _ = _collect(make_dataset(prepared, "val", config))
+    again, _ = collect_batches(make_dataset(prepared, "val", config))
     assert np.array_equal(images, again)
 
 
@@ -42,7 +34,7 @@ def test_train_batches_are_augmented_and_keep_labels(data):
     from frlib.pipeline import make_dataset
 
     config, prepared = data
-    first, labels = _collect(make_dataset(prepared, "train", config))
+    first, labels = collect_batches(make_dataset(prepared, "train", config))
     rows = prepared.split["train"]
     assert first.shape == (len(rows), 48, 48, 3)
     assert first.min() >= 0.0 and first.max() <= 255.0
@@ -54,6 +46,6 @@ def test_train_batches_are_augmented_and_keep_labels(data):
         assert (labels[task] >= -1).all()
     # Augmentation without shuffling: each image stays close to its own crop.
     plain = config.replace(augment=False)
-    unaugmented, _ = _collect(make_dataset(prepared, "train", plain))
+    unaugmented, _ = collect_batches(make_dataset(prepared, "train", plain))
     assert not np.array_equal(np.sort(unaugmented.ravel()), np.sort(first.ravel()))
     assert np.array_equal(np.sort(unaugmented, axis=None), np.sort(raw, axis=None))

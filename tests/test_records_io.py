@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import collect_batches
 from frlib.cli import main
 from frlib.config import Config
 from frlib.data import prepare
@@ -24,15 +25,6 @@ def exported(tmp_path_factory):
     data = prepare(config, progress=False)
     paths = write_tfrecords(data, str(root / "shards"), shards=3, seed=config.seed)
     return config, data, root / "shards", paths
-
-
-def _collect(ds) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    images, labels = [], {t: [] for t in TASKS}
-    for x, y in ds:
-        images.append(x.numpy())
-        for t in TASKS:
-            labels[t].append(y[t].numpy())
-    return np.concatenate(images), {t: np.concatenate(v) for t, v in labels.items()}
 
 
 def _as_multiset(images: np.ndarray, labels: dict[str, np.ndarray]) -> list[tuple]:
@@ -59,7 +51,7 @@ def test_shards_and_meta_are_written_per_split(exported):
 @pytest.mark.parametrize("split", SPLITS)
 def test_read_back_gives_the_same_faces_and_labels(exported, split):
     config, data, folder, _ = exported
-    images, labels = _collect(read_tfrecords(str(folder), split, config, training=False))
+    images, labels = collect_batches(read_tfrecords(str(folder), split, config, training=False))
     assert images.dtype == np.float32 and images.shape[1:] == (48, 48, 3)
     assert all(labels[t].dtype == np.int32 for t in TASKS)
     assert _as_multiset(images, labels) == _as_multiset(*data.subset(split))
@@ -78,9 +70,9 @@ def test_group_keys_travel_with_their_faces(exported):
 def test_training_stream_is_shuffled_augmented_and_complete(exported):
     config, data, folder, _ = exported
     plain = config.replace(augment=False, shuffle_buffer=8)
-    images, labels = _collect(read_tfrecords(str(folder), "train", plain, batch_size=7))
+    images, labels = collect_batches(read_tfrecords(str(folder), "train", plain, batch_size=7))
     assert _as_multiset(images, labels) == _as_multiset(*data.subset("train"))
-    augmented, _ = _collect(read_tfrecords(str(folder), "train", config))
+    augmented, _ = collect_batches(read_tfrecords(str(folder), "train", config))
     assert augmented.shape == images.shape
     assert augmented.min() >= 0.0 and augmented.max() <= 255.0
     assert not np.array_equal(np.sort(augmented, axis=None), np.sort(images, axis=None))
@@ -88,7 +80,7 @@ def test_training_stream_is_shuffled_augmented_and_complete(exported):
 
 def test_a_glob_of_shards_can_be_read_too(exported):
     config, data, folder, _ = exported
-    images, labels = _collect(
+    images, labels = collect_batches(
         read_tfrecords(str(folder / "val-*.tfrecord"), "val", config, training=False)
     )
     assert _as_multiset(images, labels) == _as_multiset(*data.subset("val"))
@@ -115,7 +107,7 @@ def test_a_changed_image_size_in_the_records_is_caught(exported, tmp_path):
     meta["image_size"] = 32  # lie about the size: the per-example shape check must catch it
     (small / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(tf.errors.InvalidArgumentError, match="image sizes differ"):
-        _collect(read_tfrecords(str(small), "val", config.replace(image_size=32)))
+        collect_batches(read_tfrecords(str(small), "val", config.replace(image_size=32)))
 
 
 def test_train_from_tfrecords_runs_an_epoch(exported, tmp_path):
