@@ -11,6 +11,7 @@ The ratio real/constant >= 0.9 means the input pipeline is never the bottleneck.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 
@@ -110,7 +111,7 @@ def main() -> None:
         "--peak-tflops", type=float, help="GPU peak (dense fp16/bf16) for the fraction"
     )
     args = parser.parse_args()
-    import frlib  # noqa: F401  (quiets TensorFlow's start-up logs)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
