@@ -1,8 +1,9 @@
 """Packaging: environment.yml, pyproject.toml, the README's two commands and CI agree."""
 
 import re
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,3 +43,11 @@ def test_readme_has_exactly_the_two_setup_commands_and_ci_runs_the_test_one():
 
 def test_licence_is_mit():
     assert (ROOT / "LICENSE").read_text().startswith("MIT License")
+
+
+def test_readme_colab_badges_point_at_the_repository():
+    from frlib.notebook import colab_badge
+
+    readme = (ROOT / "README.md").read_text()
+    for notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        assert colab_badge(notebook.name) in readme, notebook.name
