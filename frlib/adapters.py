@@ -166,8 +166,14 @@ def csv_rows(source: str | Path, required: tuple[str, ...]) -> Iterator[tuple[in
                 f"{source}: no {', '.join(missing)} column "
                 f"(columns: {', '.join(reader.fieldnames)})"
             )
-        for row in reader:
-            yield reader.line_num, row
+        try:
+            for row in reader:
+                yield reader.line_num, row
+        except UnicodeDecodeError as exc:
+            raise SourceError(
+                f"{source}: not UTF-8 near line {reader.line_num + 1} ({exc.reason}); "
+                "save it as UTF-8 and load again"
+            ) from exc
 
 
 def write_once(path: Path, data: bytes) -> Path:

@@ -53,6 +53,8 @@ def build_config(args: argparse.Namespace, **extra) -> Config:
         if value is not None:
             overrides[name] = value
     overrides.update({k: v for k, v in extra.items() if v is not None})
+    if isinstance(overrides.get("data"), str):  # --set data=SPEC
+        overrides["data"] = [overrides["data"]]
     return Config.smoke(**overrides) if args.smoke else Config.from_env(**overrides)
 
 

@@ -54,10 +54,21 @@ class DiskCrops:
             while stop < len(order) and rows[order[stop]] == rows[order[stop - 1]] + 1:
                 stop += 1
             first, count = int(rows[order[start]]), stop - start
-            data = os.pread(self._fd, count * self.row_bytes, self.offset + first * self.row_bytes)
+            data = self._pread(count * self.row_bytes, self.offset + first * self.row_bytes)
             flat[order[start:stop]] = np.frombuffer(data, np.uint8).reshape(count, -1)
             start = stop
         return out
+
+    def _pread(self, size: int, offset: int) -> bytes:
+        """Read exactly `size` bytes (one pread returns at most ~2 GiB on Linux)."""
+        parts = []
+        while size > 0:
+            chunk = os.pread(self._fd, min(size, 1 << 30), offset)
+            if not chunk:
+                raise OSError(f"{self.path}: file ends early; delete it to rebuild the cache")
+            parts.append(chunk)
+            size, offset = size - len(chunk), offset + len(chunk)
+        return b"".join(parts)
 
     def __del__(self):
         fd = getattr(self, "_fd", None)

@@ -53,7 +53,8 @@ def _fetch_images(loaded: LoadResult, config: Config, progress: bool) -> tuple[d
 
     images = sorted({r.image for r in loaded.records})
     urls = [i for i in images if i.startswith(("http://", "https://"))]
-    local = {i: Path(i) for i in images if i not in set(urls)}
+    remote = set(urls)
+    local = {i: Path(i) for i in images if i not in remote}
     failed = [
         {"source": i, "reason": "file not found"} for i, p in local.items() if not p.is_file()
     ]
@@ -85,7 +86,7 @@ def _crop_image(path: Path, records: list[FaceRecord], config: Config):
 
 def _cache_key(records: list[FaceRecord], config: Config) -> str:
     digest = hashlib.sha256()
-    digest.update(json.dumps([config.image_size, config.margin, 2]).encode())
+    digest.update(json.dumps([config.image_size, config.margin, 3]).encode())  # 3: edge padding
     for r in records:
         digest.update(json.dumps([r.image, r.box]).encode())
     return digest.hexdigest()[:20]

@@ -148,9 +148,15 @@ def _faces_to_score(config, run: Path, split: str | None):
         crops = np.concatenate([b["image"].numpy() for b in batches]) if batches else []
         labels = {t: np.concatenate([b[t].numpy() for b in batches]) for t in TASKS}
         return np.asarray(crops, np.uint8).reshape(-1, *([config.image_size] * 2), 3), labels
-    saved = read_json(run / "split.json") if split else None
-    dataset = prepare(config, split=saved, progress=False)
-    rows = dataset.split[split] if split else np.arange(len(dataset))
+    saved = read_json(run / "split.json")
+    dataset = prepare(config, split=saved if split else None, progress=False)
+    if split:
+        rows = dataset.split[split]
+    else:  # other data: leave out any face of an image the run trained or validated on
+        seen = set(saved.get("train", [])) | set(saved.get("val", []))
+        rows = np.array([i for i, g in enumerate(dataset.groups) if str(g) not in seen], int)
+        if len(rows) < len(dataset):
+            print(f"left out {len(dataset) - len(rows)} faces of images the run trained on")
     crops = dataset.crops[rows] if len(rows) else np.zeros((0, *dataset.crops.shape[1:]), np.uint8)
     return crops, {t: v[rows] for t, v in dataset.labels.items()}
 

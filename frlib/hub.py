@@ -167,7 +167,7 @@ def _read_rows(path: Path, name: str, spec: str, limit: int | None, result: Load
             if limit is not None and len(result.records) >= limit:
                 return
             _add_row(row, line, path, name, spec, result)
-    except (pa.ArrowException, OSError) as exc:
+    except pa.ArrowException as exc:  # not OSError: a full disk must not cost the download
         path.unlink(missing_ok=True)
         raise SourceError(
             f"{path} is not a readable parquet file ({exc}); removed: load again"

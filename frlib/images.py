@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +75,8 @@ def load_image(source: ImageInput, name: str | None = None) -> np.ndarray:
         return np.asarray(to_rgb(image), dtype=np.uint8)
     except Image.DecompressionBombError as exc:
         raise ImageError(f"{name}: refused as a decompression bomb ({exc})") from exc
-    except OSError as exc:  # truncated or corrupt data
+    except (OSError, SyntaxError, ValueError, TypeError, EOFError, struct.error) as exc:
+        # Pillow's decoders raise all of these on corrupt data (e.g. SyntaxError: broken PNG).
         raise ImageError(f"{name}: truncated or corrupt image data ({exc})") from exc
 
 
@@ -95,28 +97,36 @@ def _array_to_rgb(array: np.ndarray, name: str) -> np.ndarray:
 def crop_box(
     shape: tuple[int, ...], box: tuple[float, float, float, float], margin: float
 ) -> tuple[int, int, int, int]:
-    """Pixel crop (x0, y0, x1, y1) of a normalised box grown by `margin` per side, made square.
+    """Pixel square (x0, y0, x1, y1) around a normalised box grown by `margin` per side.
 
-    Square so that resizing never distorts the face; clamped to the image.
+    Square so that resizing never distorts the face; it may reach past the image's edges
+    (crop_face pads there), and is at least one pixel wide.
     """
     height, width = shape[:2]
     x0, y0, x1, y1 = box[0] * width, box[1] * height, box[2] * width, box[3] * height
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    side = max(x1 - x0, y1 - y0) * (1 + 2 * margin)
+    side = max(x1 - x0, y1 - y0, 1.0) * (1 + 2 * margin)
     left, top = int(round(cx - side / 2)), int(round(cy - side / 2))
-    right, bottom = int(round(cx + side / 2)), int(round(cy + side / 2))
-    left, top = max(left, 0), max(top, 0)
-    right, bottom = min(max(right, left + 1), width), min(max(bottom, top + 1), height)
-    return left, top, right, bottom
+    side = max(int(round(side)), 1)
+    return left, top, left + side, top + side
 
 
 def crop_face(
     image: np.ndarray, box: tuple[float, float, float, float] | None, size: int, margin: float = 0.2
 ) -> np.ndarray:
-    """Crop the face in normalised `box` (None: the whole image) and resize to size x size."""
+    """Crop the face in normalised `box` (None: the whole image) and resize to size x size.
+
+    Where the square crop reaches past the image, the edge pixels are repeated.
+    """
     if box is not None:
-        x0, y0, x1, y1 = crop_box(image.shape, box, margin)
-        image = image[y0:y1, x0:x1]
+        left, top, right, bottom = crop_box(image.shape, box, margin)
+        height, width = image.shape[:2]
+        cl, ct = min(max(left, 0), width - 1), min(max(top, 0), height - 1)
+        cr, cb = max(min(right, width), cl + 1), max(min(bottom, height), ct + 1)
+        crop = image[ct:cb, cl:cr]
+        pad = ((ct - top, bottom - cb), (cl - left, right - cr), (0, 0))
+        pad = tuple((max(a, 0), max(b, 0)) for a, b in pad)
+        image = np.pad(crop, pad, mode="edge") if any(map(any, pad)) else crop
     return resize(image, size)
 
 

@@ -103,14 +103,12 @@ def _rows(text: str) -> list[tuple[int, object]]:
 
 def _box(points, width, height) -> Box | None:
     """Normalised (x0, y0, x1, y1) from DataTurks' two corner points, or None if unusable."""
-    xs, ys = [], []
-    for p in points:
-        x, y = float(p["x"]), float(p["y"])
-        # Some exports give pixels instead of fractions.
-        if x > 1.0 or y > 1.0:
-            x, y = x / float(width), y / float(height)
-        xs.append(min(max(x, 0.0), 1.0))
-        ys.append(min(max(y, 0.0), 1.0))
+    raw = [(float(p["x"]), float(p["y"])) for p in points]
+    # Some exports give pixels instead of fractions: decided once per box, not per point.
+    if any(x > 1.0 or y > 1.0 for x, y in raw):
+        raw = [(x / float(width), y / float(height)) for x, y in raw]
+    xs = [min(max(x, 0.0), 1.0) for x, _ in raw]
+    ys = [min(max(y, 0.0), 1.0) for _, y in raw]
     return min(xs), min(ys), max(xs), max(ys)
 
 

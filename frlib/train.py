@@ -95,6 +95,28 @@ class _Inputs:
     report: dict
 
 
+SPLIT_FIELDS = ("data", "seed", "val_fraction", "test_fraction")
+
+
+def _saved_split(config: Config, run: Path) -> dict | None:
+    """The split of an earlier (interrupted) run in `run`, if it was drawn for the same data.
+
+    Raises:
+        ValueError: `run` holds a run of other data or another seed: use a new --out.
+    """
+    if not (run / "split.json").is_file():
+        return None
+    if (run / "config.json").is_file():
+        saved = Config.load(run / "config.json")
+        changed = [f for f in SPLIT_FIELDS if getattr(saved, f) != getattr(config, f)]
+        if changed:
+            raise ValueError(
+                f"{run} holds a run with other {', '.join(changed)}; resuming it would mix "
+                "splits. Choose a new --out (or delete that folder)."
+            )
+    return read_json(run / "split.json")
+
+
 def _inputs(config: Config, run: Path, data: FaceDataset | None) -> _Inputs:
     """Stream the shards of a `tfrecord:DIR` spec (split baked in), else prepare the data."""
     from frlib.pipeline import make_dataset
@@ -110,7 +132,7 @@ def _inputs(config: Config, run: Path, data: FaceDataset | None) -> _Inputs:
             meta["split"],
             meta["report"],
         )
-    saved_split = read_json(run / "split.json") if (run / "split.json").is_file() else None
+    saved_split = _saved_split(config, run)
     data = data or prepare(config, split=saved_split)
     train = data.split["train"]
     return _Inputs(

@@ -4,9 +4,9 @@ import io
 
 import numpy as np
 import pytest
-from conftest import image_bytes, png_bomb_bytes, truncated_jpeg_bytes
 from PIL import Image
 
+from conftest import image_bytes, png_bomb_bytes, truncated_jpeg_bytes
 from frlib.images import ImageError, crop_box, crop_face, load_image
 
 
@@ -77,11 +77,15 @@ def test_arrays_are_accepted():
         load_image(np.zeros((5, 6, 7)))
 
 
-def test_crop_is_square_clamped_and_resized():
+def test_crop_is_square_padded_at_edges_and_resized():
     image = np.zeros((100, 200, 3), np.uint8)
     x0, y0, x1, y1 = crop_box(image.shape, (0.9, 0.8, 1.0, 1.0), margin=0.5)
-    assert 0 <= x0 < x1 <= 200 and 0 <= y0 < y1 <= 100
+    assert x1 - x0 == y1 - y0 == 40 and x1 > 200 and y1 > 100  # square, past the edge
     assert crop_face(image, (0.9, 0.8, 1.0, 1.0), size=32).shape == (32, 32, 3)
+    # A face at the very edge is not stretched: the missing side repeats the edge pixels.
+    image[:, 199] = 255
+    edge = crop_face(image, (0.99, 0.4, 1.0, 0.6), size=20, margin=0.0)
+    assert edge[:, 10:].min() == 255 and edge[:, :5].max() == 0
     # The crop is centred on the face: a marked face pixel lands at the crop's centre.
     image[45:55, 95:105] = 255
     crop = crop_face(image, (0.45, 0.4, 0.55, 0.6), size=21, margin=0.2)

@@ -73,6 +73,10 @@ def test_pixel_points_are_normalised(tmp_path):
     rows = [{"content": "a.jpg", "annotation": [_box(["G_Male"], 20, 10, 60, 50)]}]
     record = load_dataturks(str(_write(tmp_path, rows))).records[0]
     assert record.box == pytest.approx((0.1, 0.1, 0.3, 0.5))
+    # Decided per box: a pixel corner at (1, 1) is a pixel too, not a fraction.
+    rows = [{"content": "a.jpg", "annotation": [_box(["G_Male"], 1, 1, 100, 50)]}]
+    record = load_dataturks(str(_write(tmp_path, rows))).records[0]
+    assert record.box == pytest.approx((0.005, 0.01, 0.5, 0.5))
 
 
 def test_reader_over_http(http_server, tmp_path):

@@ -101,3 +101,26 @@ def test_killed_training_resumes_from_the_last_finished_epoch(tmp_path):
     epochs = _epochs(out / "history.csv")
     assert epochs == list(range(6)), epochs  # no epoch repeated, none missing
     assert (out / "model.keras").is_file()
+
+
+def test_a_run_folder_of_other_data_is_refused(tmp_path):
+    from frlib.config import Config
+    from frlib.train import _saved_split
+
+    first = Config.smoke(data=["synthetic:a"], out=str(tmp_path))
+    first.save(tmp_path / "config.json")
+    (tmp_path / "split.json").write_text('{"train": [], "val": [], "test": []}')
+    assert _saved_split(first, tmp_path) == {"train": [], "val": [], "test": []}
+    with pytest.raises(ValueError, match="other data"):
+        _saved_split(first.replace(data=["synthetic:b"]), tmp_path)
+
+
+def test_other_data_evaluation_leaves_out_the_runs_training_images(run):
+    from frlib.config import Config
+
+    spec = Config.load(run / "config.json").data[0]
+    same_images = spec + "&seed=0"  # another spec naming the very same images
+    own, other = evaluate_run(run), evaluate_run(run, data=[same_images])
+    assert other["split"] == "all"
+    for task in TASKS:
+        assert other[task]["support"] == own[task]["support"]
