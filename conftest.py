@@ -43,7 +43,7 @@ def frlib_workdir() -> Path:
 
 @pytest.fixture(scope="session")
 def smoke_data(frlib_workdir):
-    """The smoke config's prepared dataset (synthetic, 48 px crops)."""
+    """The smoke config's prepared dataset (synthetic, 64 px crops)."""
     from frlib.config import Config
     from frlib.data import prepare
 

@@ -20,7 +20,7 @@ def synthetic_config(tmp_path_factory):
 
 def test_prepare_synthetic(synthetic_config):
     data = prepare(synthetic_config, progress=False)
-    assert data.crops.dtype == np.uint8 and data.crops.shape[1:] == (48, 48, 3)
+    assert data.crops.dtype == np.uint8 and data.crops.shape[1:] == (64, 64, 3)
     assert len(data) == data.report["faces"]["usable"] == sum(data.report["splits"].values())
     images = [set(data.groups[idx]) for idx in data.split.values()]
     assert (

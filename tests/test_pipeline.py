@@ -36,7 +36,7 @@ def test_train_batches_are_augmented_and_keep_labels(data):
     config, prepared = data
     first, labels = collect_batches(make_dataset(prepared, "train", config))
     rows = prepared.split["train"]
-    assert first.shape == (len(rows), 48, 48, 3)
+    assert first.shape == (len(rows), config.image_size, config.image_size, 3)
     assert first.min() >= 0.0 and first.max() <= 255.0
     # Shuffled and augmented: no image equals its source crop, labels follow their images.
     raw = np.asarray(prepared.crops[rows], np.float32)

@@ -36,7 +36,7 @@ def _as_multiset(images: np.ndarray, labels: dict[str, np.ndarray]) -> list[tupl
 def test_shards_and_meta_are_written_per_split(exported):
     config, data, folder, paths = exported
     meta = json.loads((folder / "meta.json").read_text())
-    assert meta["image_size"] == config.image_size == 48
+    assert meta["image_size"] == config.image_size == 64
     assert meta["counts"] == {s: len(data.split[s]) for s in SPLITS}
     for split in SPLITS:
         count = min(3, len(data.split[split]))
@@ -52,7 +52,7 @@ def test_shards_and_meta_are_written_per_split(exported):
 def test_read_back_gives_the_same_faces_and_labels(exported, split):
     config, data, folder, _ = exported
     images, labels = collect_batches(read_tfrecords(str(folder), split, config, training=False))
-    assert images.dtype == np.float32 and images.shape[1:] == (48, 48, 3)
+    assert images.dtype == np.float32 and images.shape[1:] == (64, 64, 3)
     assert all(labels[t].dtype == np.int32 for t in TASKS)
     assert _as_multiset(images, labels) == _as_multiset(*data.subset(split))
 
@@ -90,7 +90,7 @@ def test_clear_errors(exported, tmp_path):
     config, _, folder, _ = exported
     with pytest.raises(FileNotFoundError, match="meta.json not found"):
         read_tfrecords(str(tmp_path), "train", config)
-    with pytest.raises(ValueError, match="set image_size=48"):
+    with pytest.raises(ValueError, match="set image_size=64"):
         read_tfrecords(str(folder), "train", config.replace(image_size=96))
     with pytest.raises(FileNotFoundError, match="no TFRecord files match"):
         read_tfrecords(str(tmp_path / "*.tfrecord"), "train", config)

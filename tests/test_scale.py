@@ -160,7 +160,7 @@ def _epochs(history) -> list[int]:
 
 
 def test_mirrored_training_on_two_cpus_reloads_and_resumes(tmp_path):
-    batch = np.random.default_rng(0).integers(0, 256, (8, 48, 48, 3)).astype(np.float32)
+    batch = np.random.default_rng(0).integers(0, 256, (8, 64, 64, 3)).astype(np.float32)
     np.save(tmp_path / "batch.npy", batch)
     run = tmp_path / "run"
 
