@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import Reply, image_bytes, write_image
 from PIL import Image
 
+from conftest import Reply, image_bytes, write_image
 from frlib import fer2013, hub
 from frlib.config import Config
 from frlib.data import prepare

@@ -9,8 +9,8 @@ import time
 
 import pytest
 import requests
-from conftest import Reply, image_bytes, png_bomb_bytes, truncated_jpeg_bytes
 
+from conftest import Reply, image_bytes, png_bomb_bytes, truncated_jpeg_bytes
 from frlib import download
 from frlib.download import (
     DownloadError,
